@@ -1,0 +1,2 @@
+__title__ = "spacy-threephase"
+__version__ = "0.1.0"

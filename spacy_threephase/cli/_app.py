@@ -1,0 +1,32 @@
+"""The typer app behind `python -m spacy_threephase` and `python -m spacy threephase`."""
+import functools
+import sys
+
+import typer
+
+from ..errors import UserError
+
+app = typer.Typer(
+    name="threephase",
+    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive) and evaluation for spaCy text classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def friendly_errors(func):
+    """Print a UserError as one line on stderr and exit with status 1 (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as err:
+            print(f"✘ {err}", file=sys.stderr, flush=True)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            print("✘ interrupted; outputs were not replaced", file=sys.stderr, flush=True)
+            raise typer.Exit(130)
+
+    return wrapper

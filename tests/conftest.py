@@ -1,0 +1,79 @@
+"""Shared fixtures: a tiny BERT encoder built locally in seconds (no downloads)."""
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_DIR = REPO_ROOT / "assets" / "demo"
+
+TINY_TEXTS = [
+    "play some jazz music in the kitchen",
+    "play the new album by the beatles",
+    "what is the weather like in paris tomorrow",
+    "will it rain in london this weekend",
+    "book a table for two at an italian restaurant",
+    "reserve a restaurant near me for tonight",
+    "set an alarm for seven in the morning",
+    "wake me up at six tomorrow",
+    "add this song to my workout playlist",
+    "how hot will it be on friday",
+    "find me a cheap place to eat sushi",
+    "turn off the alarm please",
+]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow end-to-end tests")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow") or os.environ.get("RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow or RUN_SLOW=1")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def build_tiny_encoder(path: Path, texts=TINY_TEXTS, *, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
+    """A 2-layer BERT with a WordPiece vocabulary trained on `texts`, saved as an HF directory."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=400, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
+    (path / "vocab.txt").write_text("\n".join(w for w, _ in vocab) + "\n", encoding="utf8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True, model_max_length=64)
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory) -> Path:
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"))
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    if not SHARED_DATASETS.exists():
+        pytest.skip("../shared/datasets is not present on this machine")
+    return SHARED_DATASETS
