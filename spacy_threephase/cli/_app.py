@@ -30,3 +30,11 @@ def friendly_errors(func):
             raise typer.Exit(130)
 
     return wrapper
+
+
+@app.callback()
+def _group() -> None:
+    """spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive) and evaluation.
+
+    Phase 3 is an ordinary `python -m spacy train` run with configs/textcat.cfg.
+    """

@@ -1,1 +1,35 @@
-"""(placeholder: commands are added by the module that implements this step)"""
+"""`evaluate`: test-split metrics of a trained pipeline, as JSON and a printed table."""
+from pathlib import Path
+
+import typer
+
+from ..errors import UserError
+from ..evaluation import evaluate_pipeline, write_metrics
+from ..metrics import format_table
+from ._app import app, friendly_errors
+
+
+@app.command("evaluate")
+@friendly_errors
+def evaluate_cli(
+    model: Path = typer.Argument(..., help="Trained pipeline directory or installed package name"),
+    test_path: Path = typer.Argument(..., help="Labelled test data: .spacy or normalised .jsonl"),
+    output_dir: Path = typer.Argument(..., help="Directory for metrics.json and metrics.txt"),
+    gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="GPU id, or -1 for the CPU"),
+    batch_size: int = typer.Option(64, "--batch-size", help="Documents per batch"),
+) -> None:
+    """Evaluate on the test split: accuracy, macro P/R/F1, per-class scores, confusion matrix."""
+    import spacy
+
+    if gpu_id >= 0:
+        spacy.require_gpu(gpu_id)
+    try:
+        nlp = spacy.load(model)
+    except OSError as err:
+        raise UserError(f"{model}: cannot load pipeline ({str(err).splitlines()[0]})") from None
+    metrics = evaluate_pipeline(nlp, test_path, batch_size=batch_size)
+    metrics["model"] = str(model)
+    metrics["test_path"] = str(test_path)
+    paths = write_metrics(metrics, output_dir)
+    print(format_table(metrics))
+    print(f"\nWrote {paths['json']} and {paths['txt']}")

@@ -1,0 +1,109 @@
+"""Registered thinc architectures: the phase-3 classifier head and the encoder loader."""
+from typing import Any, Callable, Dict, List, Optional, Union
+
+from spacy import registry
+from spacy.tokens import Doc
+from spacy_transformers.layers import TransformerListener
+from thinc.api import Gelu, HardSwish, Linear, Logistic, Mish, Model, Relu, Softmax, Swish, chain
+from thinc.types import Floats2d
+
+from .encoder import resolve_encoder
+from .errors import UserError
+from .layers import sentence_pooling
+
+ACTIVATIONS: Dict[str, Callable[..., Model]] = {
+    "gelu": Gelu,
+    "relu": Relu,
+    "swish": Swish,
+    "mish": Mish,
+    "hard_swish": HardSwish,
+}
+
+
+@registry.architectures("spacy_threephase.TextCatMLP.v1")
+def build_textcat_mlp(
+    exclusive_classes: bool = True,
+    hidden_width: int = 256,
+    activation: str = "gelu",
+    dropout: float = 0.1,
+    pooling: str = "mean",
+    freeze_encoder: bool = False,
+    grad_factor: float = 1.0,
+    upstream: str = "*",
+    nO: Optional[int] = None,
+) -> Model[List[Doc], Floats2d]:
+    """Two-layer MLP over the pooled sentence vector of an upstream `transformer`.
+
+    sentence vector -> Linear(width, hidden_width) -> activation -> dropout ->
+    Linear(hidden_width, n_labels) -> softmax (exclusive_classes) or logistic (multi-label).
+    With freeze_encoder the transformer still runs, but no gradient is sent back to it, so
+    its weights stay as they are (its backward pass and optimizer step are skipped).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"TextCatMLP: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"TextCatMLP: dropout must be in [0, 1), got {dropout}")
+    hidden = ACTIVATIONS[activation](nO=hidden_width, dropout=dropout, normalize=False)
+    if exclusive_classes:
+        output_layer = Softmax(nO=nO)
+    else:
+        output_layer = chain(Linear(nO=nO), Logistic())
+    listener = TransformerListener(upstream_name=upstream)
+    if freeze_encoder:
+        listener = stop_gradient(listener)
+    pooled = sentence_pooling(pooling, grad_factor=0.0 if freeze_encoder else grad_factor)
+    model = chain(listener, pooled, hidden, output_layer)
+    model.name = "textcat_mlp"
+    model.attrs["multi_label"] = not exclusive_classes
+    model.attrs["pooling"] = pooling
+    model.attrs["freeze_encoder"] = freeze_encoder
+    model.set_ref("output_layer", output_layer if exclusive_classes else output_layer.layers[0])
+    return model
+
+
+def stop_gradient(layer: Model) -> Model:
+    """Run `layer` forward; never call its backprop (so upstream weights are not updated)."""
+
+    def forward(model: Model, X, is_train: bool):
+        Y, _ = model.layers[0](X, is_train)
+        return Y, lambda dY: []
+
+    return Model(f"stop_gradient({layer.name})", forward, layers=[layer], dims={"nO": None})
+
+
+@registry.architectures("spacy_threephase.TransformerModel.v1")
+def build_transformer_model(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Dict[str, Any] = {},
+    transformer_config: Dict[str, Any] = {},
+    mixed_precision: bool = False,
+    grad_scaler_config: Dict[str, Any] = {},
+) -> Model:
+    """spacy-transformers' TransformerModel.v3, with `name` resolved like phases 1-2 do:
+    "default" is the offline all-MiniLM-L6-v2 copy, local paths must exist, anything else
+    is a Hugging Face hub name."""
+    build = registry.get("architectures", "spacy-transformers.TransformerModel.v3")
+    try:
+        source = resolve_encoder(name)
+    except UserError:
+        # A packaged pipeline never needs the source again (its weights are serialized),
+        # so a missing path only becomes an error when the model is initialized.
+        source = name
+    model = build(
+        name=source,
+        get_spans=get_spans,
+        tokenizer_config=dict(tokenizer_config),
+        transformer_config=dict(transformer_config),
+        mixed_precision=mixed_precision,
+        grad_scaler_config=dict(grad_scaler_config),
+    )
+    hf_init = model.init
+
+    def init(model: Model, X=None, Y=None):
+        if not model.attrs["has_transformer"]:
+            model.attrs["name"] = resolve_encoder(model.attrs["name"])
+        return hf_init(model, X=X, Y=Y)
+
+    model.init = init
+    return model
