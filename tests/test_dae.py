@@ -1,0 +1,198 @@
+"""Phase 1 model and training, with tiny locally built encoders (seconds each)."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_TEXTS
+from spacy_threephase.dae import DenoisingAutoEncoder, build_decoder, train_dae
+from spacy_threephase.dae.train import read_log
+from spacy_threephase.encoder import load_encoder, tokenize
+from spacy_threephase.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "dae.cfg"
+FAST = {"training.progress": False, "training.batch_size": 4, "training.epochs": 1, "encoder.max_length": 32}
+
+
+def build_tiny_roberta(path: Path, texts=TINY_TEXTS, hidden: int = 32) -> Path:
+    """A 2-layer RoBERTa with a byte-level BPE vocabulary trained on `texts`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(list(texts), vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.save_model(str(path))
+    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"), model_max_length=62)
+    tokenizer.save_pretrained(path)
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=bpe.get_vocab_size(), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=hidden * 2, max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+    RobertaModel(config).save_pretrained(path)
+    return path
+
+
+def build_tiny_distilbert(path: Path, vocab_from: Path) -> Path:
+    """An architecture transformers cannot run as a causal-LM decoder."""
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    path.mkdir(parents=True, exist_ok=True)
+    DistilBertTokenizerFast(vocab_file=str(vocab_from / "vocab.txt")).save_pretrained(path)
+    vocab_size = len((vocab_from / "vocab.txt").read_text(encoding="utf8").splitlines())
+    config = DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+    DistilBertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_roberta_dir(tmp_path_factory):
+    return build_tiny_roberta(tmp_path_factory.mktemp("tiny_roberta"))
+
+
+@pytest.fixture(scope="module")
+def texts_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("texts") / "texts.txt"
+    path.write_text("\n".join(TINY_TEXTS[:6]) + "\n\n   \n" + "\n".join(TINY_TEXTS[6:]) + "\n", encoding="utf8")
+    return path
+
+
+def make_dae(path, pooling=None):
+    enc = load_encoder(path, pooling=pooling, max_length=32)
+    decoder = build_decoder(enc.path, enc.model)
+    return enc, DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
+
+
+def batch(enc, texts):
+    return tokenize(enc.tokenizer, texts, enc.max_length)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_decoder_is_tied_except_cross_attention(kind, tiny_encoder_dir, tiny_roberta_dir):
+    enc, dae = make_dae(tiny_encoder_dir if kind == "bert" else tiny_roberta_dir)
+    base = dae.decoder.base_model
+    enc_params = {id(p) for p in dae.encoder.parameters()}
+    for name, param in base.named_parameters():
+        assert (id(param) in enc_params) == ("crossattention" not in name), name
+    assert base.embeddings.word_embeddings.weight is dae.encoder.embeddings.word_embeddings.weight
+    assert dae.decoder.get_output_embeddings().weight is dae.encoder.embeddings.word_embeddings.weight
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_fast_loss_equals_full_logits_loss(kind, tiny_encoder_dir, tiny_roberta_dir):
+    enc, dae = make_dae(tiny_encoder_dir if kind == "bert" else tiny_roberta_dir)
+    dae.eval()
+    clean = batch(enc, ["play some jazz music in the kitchen", "wake me up"])
+    vec = dae.encode(batch(enc, ["jazz kitchen", "me"]))
+    fast = dae.reconstruction_loss(vec, clean)
+    ids, mask = clean["input_ids"], clean["attention_mask"]
+    logits = dae.decode(vec, ids[:, :-1], mask[:, :-1])
+    labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+    full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    assert torch.allclose(fast, full, atol=1e-5)
+    assert labels[1].tolist().count(-100) > 0  # the short text is padded and the padding ignored
+
+
+def test_decoder_sees_the_text_only_through_the_pooled_vector(tiny_encoder_dir):
+    enc, dae = make_dae(tiny_encoder_dir)
+    dae.eval()
+    clean = batch(enc, ["play some jazz music in the kitchen"])
+    seen = []
+    dae.decoder.base_model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"].shape), with_kwargs=True)
+    with torch.no_grad():
+        a = dae.encode(batch(enc, ["jazz kitchen"]))
+        b = dae.encode(batch(enc, ["will it rain in london"]))
+        assert not torch.allclose(a, b)
+        assert not torch.allclose(dae.reconstruction_loss(a, clean), dae.reconstruction_loss(b, clean))
+        # two different noisy inputs, the same vector swapped in -> identical decoder output
+        dae.encode = lambda features: a
+        loss_a = dae(batch(enc, ["jazz kitchen"]), clean)
+        loss_b = dae(batch(enc, ["will it rain in london"]), clean)
+        assert torch.equal(loss_a, loss_b)
+        ids = clean["input_ids"][:, :-1]
+        assert torch.equal(dae.decode(a, ids), dae.decode(a.clone(), ids))
+    assert seen and all(shape == (1, 1, enc.model.config.hidden_size) for shape in seen)
+
+
+def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path):
+    overrides = {**FAST, "training.epochs": 6, "training.learning_rate": 5e-3, "training.warmup_ratio": 0.0, "noise.deletion_ratio": 0.3}
+    out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=overrides)
+    losses = [r["loss"] for r in read_log(out)]
+    assert len(losses) == 6
+    assert losses[-1] < losses[0] * 0.8
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta"])
+def test_output_loads_with_transformers_and_spacy_and_differs(kind, tiny_encoder_dir, tiny_roberta_dir, texts_file, tmp_path):
+    import spacy
+    from safetensors.torch import load_file
+    from transformers import AutoModel, AutoTokenizer
+
+    source = tiny_encoder_dir if kind == "bert" else tiny_roberta_dir
+    overrides = {**FAST, "training.epochs": 2, "training.learning_rate": 1e-3}
+    out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(source), overrides=overrides)
+    model = AutoModel.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(out)
+    assert type(model).__name__ == ("BertModel" if kind == "bert" else "RobertaModel")
+    assert not model.config.is_decoder and not getattr(model.config, "add_cross_attention", False)
+    assert tok.model_max_length == 32
+    before, after = load_file(str(source / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert set(before) == set(after)  # an encoder: no decoder / cross-attention weights saved
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert any("encoder.layer.0.attention" in k for k in changed)
+    meta = json.loads((out / "threephase.json").read_text())
+    assert meta["pooling"] == "mean" and meta["phase"] == "dae" and meta["dae"]["texts"] == len(TINY_TEXTS)
+    assert (out / "train_log.jsonl").exists() and (out / "dae.cfg").exists()
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(out),
+                "get_spans": {"@span_getters": "spacy-transformers.doc_spans.v1"},
+                "tokenizer_config": {"use_fast": True},
+            }
+        },
+    )
+    nlp.initialize()
+    doc = nlp("play some jazz music in the kitchen")
+    assert doc._.trf_data.tensors[0].shape[-1] == 32
+
+
+def test_cls_pooling_is_kept(tiny_encoder_dir, texts_file, tmp_path):
+    out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides={**FAST, "encoder.pooling": "cls"})
+    assert json.loads((out / "threephase.json").read_text())["pooling"] == "cls"
+
+
+def test_unsupported_architecture_is_a_clear_error(tiny_encoder_dir, texts_file, tmp_path):
+    distil = build_tiny_distilbert(tmp_path / "distil", tiny_encoder_dir)
+    with pytest.raises(UserError, match="'distilbert' encoder cannot be used for phase 1") as err:
+        train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(distil), overrides=FAST)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_causal_lm_without_cross_attention_is_refused(tiny_encoder_dir, monkeypatch):
+    import transformers
+
+    enc = load_encoder(tiny_encoder_dir)
+    real = transformers.AutoModelForCausalLM.from_pretrained
+
+    def no_cross_attention(source, config):
+        config.add_cross_attention = False
+        return real(source, config=config)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_cross_attention)
+    with pytest.raises(UserError, match="cannot be used for phase 1"):
+        build_decoder(enc.path, enc.model)
+
+
+def test_same_seed_same_result(tiny_encoder_dir, texts_file, tmp_path):
+    a = train_dae(CONFIG, texts_file, tmp_path / "a", encoder=str(tiny_encoder_dir), overrides=FAST)
+    b = train_dae(CONFIG, texts_file, tmp_path / "b", encoder=str(tiny_encoder_dir), overrides=FAST)
+    assert [r["loss"] for r in read_log(a)] == [r["loss"] for r in read_log(b)]
