@@ -273,3 +273,21 @@ def test_convert_shared_snips(shared_datasets, tmp_path):
     assert len(stats["labels"]) == 7 and stats["carved"] == []
     assert stats["counts"]["dev"] == {label: 100 for label in stats["labels"]}
     assert len((tmp_path / "snips" / "texts.txt").read_text("utf8").splitlines()) == 13084
+
+
+def test_stratified_split_multilabel_uses_rarest_label():
+    combos = [["a", "b"], ["a", "c"], ["a"], ["b", "c"], ["a", "b", "c"]]
+    records = [Record(f"t{i}", combos[i % len(combos)], i + 1) for i in range(50)]
+    kept, out = stratified_split(records, 0.2, seed=0)
+    assert len(out) == 10 and len(kept) == 40
+    assert {l for r in out for l in r.labels} == {"a", "b", "c"}
+
+
+def test_hf_multilabel_classlabel_sequence():
+    import datasets
+    from spacy_threephase.data.readers import _read_hf_split
+
+    feats = datasets.Features({"text": datasets.Value("string"), "tags": datasets.Sequence(datasets.ClassLabel(names=["x", "y", "z"]))})
+    ds = datasets.Dataset.from_dict({"text": ["a", "b", " "], "tags": [[0, 2], [1], [0]]}, features=feats)
+    res = _read_hf_split("hf:t[train]", ds, "text", "tags", None)
+    assert [r.labels for r in res.records] == [["x", "z"], ["y"]] and res.multi_label and res.skipped_empty == 1

@@ -120,6 +120,9 @@ def test_source_problems(tmp_path):
         convert_dataset(tmp_path, tmp_path / "out")
     with pytest.raises(UserError, match="ratio"):
         convert_dataset(tmp_path / "train.jsonl", tmp_path / "out", dev_ratio=0.6, test_ratio=0.5)
+    with pytest.raises(UserError, match="language code"):
+        convert_dataset(tmp_path / "train.jsonl", tmp_path / "out", lang="qqq")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_converts_and_prints_summary(tmp_path):

@@ -1,6 +1,6 @@
 """Carve a stratified, seeded held-out split from a list of records."""
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, List, Sequence, Tuple
 
 from .readers import Record
@@ -9,13 +9,16 @@ from .readers import Record
 def stratified_split(records: Sequence[Record], ratio: float, seed: int = 0) -> Tuple[List[Record], List[Record]]:
     """Return (kept, carved): about `ratio` of each class goes to `carved`.
 
-    Records are grouped by their (sorted) label set. A group of 2 or more gives at
-    least one record to `carved` and keeps at least one; a group of one stays.
-    Both lists keep the input order. Same records + seed -> same split.
+    Records are grouped by label; a multi-label record counts for its rarest
+    label. A group of 2 or more gives at least one record to `carved` and keeps
+    at least one; a group of one stays. Both lists keep the input order.
+    Same records + seed -> same split.
     """
-    groups: Dict[Tuple[str, ...], List[int]] = defaultdict(list)
+    freq = Counter(label for rec in records for label in rec.labels)
+    groups: Dict[str, List[int]] = defaultdict(list)
     for i, rec in enumerate(records):
-        groups[tuple(sorted(rec.labels))].append(i)
+        key = min(rec.labels, key=lambda label: (freq[label], label)) if rec.labels else ""
+        groups[key].append(i)
     rng = random.Random(seed)
     carved = set()
     for key in sorted(groups):
