@@ -1,0 +1,107 @@
+"""Dev metrics for model selection in phase 2.
+
+- k-NN accuracy (the selection score): each dev text takes the label set most frequent among
+  its `k` most cosine-similar train texts (the original train set, without the imbalance
+  copies); ties go to the label set with the larger summed similarity. Correct = exact match
+  of the label set (for multi-label data: the whole set). Default k = 5.
+- Spearman correlation between cos(u, v) and the pair label over dev pairs drawn like the
+  train pairs (same sampler, fixed seed); it breaks ties between epochs of equal accuracy.
+"""
+import math
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+
+from .embedding import encode
+from .pairs import Pairs
+
+
+def knn_predict(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, k: int = 5, chunk: int = 1024) -> List:
+    k = max(1, min(k, len(train_keys)))
+    preds = []
+    for start in range(0, len(query_vecs), chunk):
+        sims = query_vecs[start : start + chunk] @ train_vecs.T
+        top_sim, top_idx = sims.topk(k, dim=1)
+        for sim_row, idx_row in zip(top_sim.tolist(), top_idx.tolist()):
+            votes: Dict = {}
+            for s, j in zip(sim_row, idx_row):
+                count, total = votes.get(train_keys[j], (0, 0.0))
+                votes[train_keys[j]] = (count + 1, total + s)
+            preds.append(max(votes.items(), key=lambda kv: kv[1])[0])
+    return preds
+
+
+def knn_accuracy(train_vecs, train_keys, query_vecs, query_keys, k: int = 5) -> float:
+    if not len(query_keys):
+        return float("nan")
+    preds = knn_predict(train_vecs, train_keys, query_vecs, k)
+    return sum(p == g for p, g in zip(preds, query_keys)) / len(query_keys)
+
+
+def pair_spearman(vecs: torch.Tensor, pairs: Pairs) -> float:
+    if len(pairs) < 3 or numpy.all(pairs.score == pairs.score[0]):
+        return float("nan")
+    from scipy.stats import spearmanr
+
+    cos = (vecs[torch.from_numpy(pairs.first)] * vecs[torch.from_numpy(pairs.second)]).sum(-1).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = spearmanr(cos, pairs.score).correlation
+    return float(rho)
+
+
+def class_gap(vecs: torch.Tensor, keys: Sequence) -> Tuple[float, float]:
+    """Mean cosine of same-class pairs and of different-class pairs (distinct items)."""
+    sims = vecs @ vecs.T
+    ids = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    lab = torch.tensor([ids[k] for k in keys])
+    same = lab[:, None] == lab[None, :]
+    off = ~torch.eye(len(keys), dtype=torch.bool)
+    s, d = sims[same & off], sims[~same]
+    return (float(s.mean()) if len(s) else float("nan"), float(d.mean()) if len(d) else float("nan"))
+
+
+def selection_score(metrics: Dict[str, float], n_dev: int) -> float:
+    """k-NN accuracy; ties (same accuracy) broken by the dev-pair Spearman correlation.
+
+    The Spearman term is scaled to less than half an accuracy step (1 / n_dev), so it never
+    outranks a real accuracy difference.
+    """
+    acc = metrics.get("knn_acc", float("nan"))
+    score = -1.0 if math.isnan(acc) else acc
+    rho = metrics.get("spearman", float("nan"))
+    if rho is not None and not math.isnan(rho):
+        score += 0.25 / max(1, n_dev) * rho
+    return score
+
+
+class DevEvaluator:
+    """Called by the Trainer after each epoch: returns (k-NN accuracy, extra metrics)."""
+
+    def __init__(self, enc, device, train_texts: List[str], train_keys: List, dev_texts: List[str], dev_keys: List, dev_pairs: Optional[Pairs], *, k: int = 5, batch_size: int = 64):
+        self.enc, self.device = enc, device
+        self.train_texts, self.train_keys = train_texts, train_keys
+        self.dev_texts, self.dev_keys = dev_texts, dev_keys
+        self.dev_pairs, self.k, self.batch_size = dev_pairs, k, batch_size
+
+    def metrics(self) -> Dict[str, float]:
+        was_training = self.enc.model.training
+        self.enc.model.eval()
+        try:
+            train_vecs = encode(self.enc, self.train_texts, self.device, self.batch_size)
+            dev_vecs = encode(self.enc, self.dev_texts, self.device, self.batch_size)
+        finally:
+            self.enc.model.train(was_training)
+        out = {"knn_acc": knn_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys, self.k)}
+        if self.dev_pairs is not None:
+            out["spearman"] = pair_spearman(dev_vecs, self.dev_pairs)
+        same, diff = class_gap(dev_vecs, self.dev_keys)
+        out["dev_same_cos"], out["dev_diff_cos"] = same, diff
+        return out
+
+    def __call__(self, epoch: int):
+        m = self.metrics()
+        return selection_score(m, len(self.dev_texts)), m
+

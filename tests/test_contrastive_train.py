@@ -1,0 +1,110 @@
+"""Phase 2 end to end on the tiny encoder: training effect, outputs, CLI behaviour."""
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from spacy_threephase.cli import app
+from spacy_threephase.contrastive.train import train_contrastive
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "contrastive.cfg"
+
+LABELLED = [
+    ("play some jazz music in the kitchen", "Music"),
+    ("play the new album by the beatles", "Music"),
+    ("add this song to my workout playlist", "Music"),
+    ("what is the weather like in paris tomorrow", "Weather"),
+    ("will it rain in london this weekend", "Weather"),
+    ("how hot will it be on friday", "Weather"),
+    ("book a table for two at an italian restaurant", "Food"),
+    ("reserve a restaurant near me for tonight", "Food"),
+    ("find me a cheap place to eat sushi", "Food"),
+    ("set an alarm for seven in the morning", "Alarm"),
+    ("wake me up at six tomorrow", "Alarm"),
+    ("turn off the alarm please", "Alarm"),
+]
+
+FAST = {"training.progress": False, "training.batch_size": 8, "training.learning_rate": 1e-3, "encoder.max_length": 32}
+
+
+def write_corpus(path: Path, rows, dev_rows=None, meta=True):
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "train.jsonl").open("w") as fh:
+        for text, label in rows:
+            fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
+    if dev_rows is not None:
+        with (path / "dev.jsonl").open("w") as fh:
+            for text, label in dev_rows:
+                fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
+    if meta:
+        labels = sorted({lab for _, lab in rows})
+        (path / "labels.json").write_text(json.dumps({"labels": labels, "multi_label": False, "hierarchical": False}))
+    return path
+
+
+def gap(model_dir, rows):
+    from spacy_threephase.contrastive.embedding import encode
+    from spacy_threephase.contrastive.selection import class_gap
+    from spacy_threephase.encoder import load_encoder
+
+    enc = load_encoder(str(model_dir), max_length=32)
+    enc.model.eval()
+    vecs = encode(enc, [t for t, _ in rows], "cpu")
+    same, diff = class_gap(vecs, [lab for _, lab in rows])
+    return same - diff
+
+
+def test_training_separates_classes(tmp_path, tiny_encoder_dir):
+    corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
+    out = tmp_path / "out"
+    summary = train_contrastive(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 8, "pairs.multiplier": 8})
+    before, after = gap(tiny_encoder_dir, LABELLED), gap(out, LABELLED)
+    assert after > before + 0.1, (before, after)
+    # outputs: HF model dir + pooling + logs
+    for name in ["config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json", "threephase.json", "imbalance.json", "metrics.json", "training_log.jsonl", "config.cfg"]:
+        assert (out / name).exists(), name
+    meta = json.loads((out / "threephase.json").read_text())
+    assert meta["pooling"] == "mean" and meta["max_length"] == 32 and meta["phase"] == "contrastive"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "knn_acc" in metrics["baseline"] and "spearman" in metrics["baseline"]
+    assert metrics["best_epoch"] == summary["best_epoch"] >= 1
+    assert len(metrics["epochs"]) == 8
+    assert not list(tmp_path.glob(".out.tmp-*"))
+
+
+def test_supcon_and_carved_dev_and_single_example_class(tmp_path, tiny_encoder_dir):
+    rows = LABELLED + [("tell me a joke about cats", "Joke")]  # a class with one example
+    corpus = write_corpus(tmp_path / "corpus", rows, dev_rows=None, meta=False)
+    out = tmp_path / "out"
+    summary = train_contrastive(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1, "loss.@misc": "spacy_threephase.supcon_loss.v1", "loss.temperature": 0.2})
+    assert summary["dev_carved_from_train"] and summary["dev_texts"] >= 4
+    assert summary["input_kind"] == "texts"
+    table = {r["class"]: r for r in json.loads((out / "imbalance.json").read_text())["classes"]}
+    assert table["Joke"]["before"] == 1 and table["Joke"]["after"] == 4  # f(1) = max_ratio = 4
+    out2 = tmp_path / "out2"
+    train_contrastive(CONFIG, corpus, out2, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1})
+    assert (out2 / "model.safetensors").exists()
+
+
+def _cli(args):
+    return CliRunner().invoke(app, args)
+
+
+def test_cli_refuses_overwrite_and_reports_bad_keys(tmp_path, tiny_encoder_dir):
+    corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED[::2])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    base = ["contrastive", str(CONFIG), str(corpus), str(out), "--encoder", str(tiny_encoder_dir), "--training.progress", "false"]
+    res = _cli(base)
+    assert res.exit_code == 1
+    assert "--overwrite" in res.output and "Traceback" not in res.output
+    assert (out / "keep.txt").exists()
+    res = _cli(base + ["--overwrite", "--training.nonsense", "3"])
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "nonsense" in lines[0], res.output
+    res = _cli(base + ["--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32"])
+    assert res.exit_code == 0, res.output
+    assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
