@@ -35,7 +35,7 @@ def is_encoder_param(key: Tuple[int, str]) -> bool:
 def build_two_rate_adamw(
     learn_rate: float = 1e-3,
     encoder_learn_rate: float = 5e-5,
-    warmup_steps: int = 100,
+    warmup_steps: int = 50,
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
