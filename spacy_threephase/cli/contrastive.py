@@ -17,9 +17,9 @@ def contrastive_cli(
     config_path: Path = typer.Argument(..., help="Phase-2 config (e.g. configs/contrastive.cfg)", exists=False),
     corpus_dir: Path = typer.Argument(..., help="Labelled corpus directory: train.jsonl, dev.jsonl (optional), labels.json (optional)"),
     output_dir: Path = typer.Argument(..., help="Where to write the trained encoder (a Hugging Face model directory)"),
-    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder to start from (phase 1's output directory or a Hugging Face name/path); overrides [encoder] name"),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder to start from (phase 1's output directory or a Hugging Face name/path); overrides \\[encoder] name"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
-    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", "-g", help="CUDA device (-1 = CPU); overrides [training] gpu_id"),
+    gpu_id: Optional[int] = typer.Option(None, "--gpu-id", "-g", help="CUDA device (-1 = CPU); overrides \\[training] gpu_id"),
 ):
     """Phase 2: supervised contrastive training (Siamese encoder) on labelled texts.
 
@@ -37,3 +37,4 @@ def contrastive_cli(
     if gpu_id is not None:
         overrides["training.gpu_id"] = gpu_id
     train_contrastive(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite)
+    typer.echo(f"✔ Saved the phase-2 encoder to {output_dir}")

@@ -66,9 +66,9 @@ class CorrectedData:
         if not self.table:
             return "imbalance correction: off"
         width = max(5, *(len(r["class"]) for r in self.table))
-        lines = [f"{'class':<{width}}  {'before':>6}  {'ratio':>6}  {'after':>6}"]
+        lines = [f"{'class':<{width}}  {'before':>6}  {'f(n)':>6}  {'after':>6}"]
         for r in self.table:
-            lines.append(f"{r['class']:<{width}}  {r['before']:>6}  {r['ratio']:>6.2f}  {r['after']:>6}")
+            lines.append(f"{r['class']:<{width}}  {r['before']:>6}  {r['ratio']:>6.3f}  {r['after']:>6}")
         return "\n".join(lines)
 
     def write(self, path: Union[str, Path], settings: Dict) -> None:

@@ -126,7 +126,7 @@ def train_contrastive(
         if len(first_pairs) == 0:
             raise UserError(f"{corpus_dir}: could not draw any training pairs (too few examples?)")
         steps_per_epoch = math.ceil(len(first_pairs) / bs)
-        _say(f"[contrastive] {len(texts)} training texts, {len(first_pairs)} pairs per epoch ({first_pairs.n_positive} positive), multiplier {sampler.resolve_multiplier(n_classes)}")
+        _say(f"[contrastive] {len(texts)} training texts, {len(first_pairs)} pairs per epoch ({first_pairs.n_positive} positive), multiplier {getattr(sampler, 'resolve_multiplier', lambda k: '?')(n_classes)}")
     else:
         first_pairs = None
         steps_per_epoch = math.ceil(len(texts) / bs)
