@@ -196,3 +196,12 @@ def test_same_seed_same_result(tiny_encoder_dir, texts_file, tmp_path):
     a = train_dae(CONFIG, texts_file, tmp_path / "a", encoder=str(tiny_encoder_dir), overrides=FAST)
     b = train_dae(CONFIG, texts_file, tmp_path / "b", encoder=str(tiny_encoder_dir), overrides=FAST)
     assert [r["loss"] for r in read_log(a)] == [r["loss"] for r in read_log(b)]
+
+
+def test_torch_threads_setting(tiny_encoder_dir, texts_file, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.torch_threads": 1})
+    assert calls == [1]
+    with pytest.raises(UserError, match="torch_threads must be"):
+        train_dae(CONFIG, texts_file, tmp_path / "out2", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.torch_threads": -2})

@@ -27,6 +27,15 @@ class EncoderSettings:
     max_length: int = 128  # wordpieces kept per text; 0 = the model's own limit
 
 
+@dataclass
+class DAETrainingSettings(TrainingSettings):
+    """The `[training]` section: the shared settings plus phase-1 keys."""
+
+    # CPU threads for torch; 0 = torch's default (one per core). On a small machine where
+    # other processes compete for the cores, 1 can be several times faster than 2.
+    torch_threads: int = 0
+
+
 def read_texts(path: Union[str, Path]) -> List[str]:
     """One text per line; blank lines are skipped."""
     path = Path(path)
@@ -57,9 +66,11 @@ def load_dae_config(config_path: Union[str, Path], overrides: Optional[Dict[str,
         raise UserError(f"{config_path} [encoder]: pooling must be a string or null, got {enc.pooling!r}")
     if enc.max_length < 0 or enc.max_length == 1:
         raise UserError(f"{config_path} [encoder]: max_length must be 0 (the model's limit) or at least 2, got {enc.max_length}")
-    training = settings_from_section(TrainingSettings, config.get("training"), f"{config_path} [training]")
+    training = settings_from_section(DAETrainingSettings, config.get("training"), f"{config_path} [training]")
     if training.epochs < 1 or training.batch_size < 1:
         raise UserError(f"{config_path} [training]: epochs and batch_size must be at least 1")
+    if training.torch_threads < 0:
+        raise UserError(f"{config_path} [training]: torch_threads must be 0 (torch's default) or more, got {training.torch_threads}")
     noise = resolve_section(config, "noise", config_path)
     if not callable(noise):
         raise UserError(f"{config_path}: [noise] must be a registered function returning a callable (text, rng) -> str")
@@ -87,6 +98,10 @@ def train_dae(
         settings.gpu_id = gpu_id
     texts = read_texts(texts_path)
     check_output_dir(output_dir, overwrite)  # fail before training, not after
+    if settings.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.torch_threads)
     set_seed(settings.seed)
     loaded = load_encoder(enc.name, pooling=enc.pooling, max_length=enc.max_length or None)
     if loaded.max_length < 2:
