@@ -72,6 +72,9 @@ def test_training_separates_classes(tmp_path, tiny_encoder_dir):
     assert metrics["best_epoch"] == summary["best_epoch"] >= 1
     assert len(metrics["epochs"]) == 6
     assert not list(tmp_path.glob(".out.tmp-*"))
+    from confection import Config
+
+    assert Config().from_disk(out / "config.cfg")["encoder"]["name"] == str(tiny_encoder_dir)
 
 
 def test_supcon_and_carved_dev_and_single_example_class(tmp_path, tiny_encoder_dir):

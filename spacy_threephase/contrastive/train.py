@@ -44,6 +44,7 @@ class ContrastiveSettings(TrainingSettings):
     dev_fraction: float = 0.1  # share of train carved off as dev when the corpus has no dev.jsonl
     dev_pairs_seed: int = 1234
     eval_batch_size: int = 64
+    torch_threads: int = 0  # CPU threads for torch; 0 = torch's default (one per core)
 
 
 def _say(msg: str) -> None:
@@ -90,7 +91,9 @@ def train_contrastive(
     enc_cfg = settings_from_section(EncoderSection, config.get("encoder"), f"{config_path} [encoder]")
     settings = settings_from_section(ContrastiveSettings, config.get("training"), f"{config_path} [training]")
     if encoder:
-        enc_cfg.name = encoder
+        enc_cfg.name = config.setdefault("encoder", {})["name"] = str(encoder)  # the saved config.cfg says what ran
+    if settings.torch_threads < 0:
+        raise UserError(f"{config_path} [training]: torch_threads must be 0 (torch's default) or more, got {settings.torch_threads}")
     sampler = resolve_section(config, "pairs", config_path)
     correction = resolve_section(config, "imbalance", config_path)
     loss_fn = resolve_section(config, "loss", config_path)
@@ -111,6 +114,8 @@ def train_contrastive(
     if n_classes < 2:
         raise UserError(f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}")
 
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
     set_seed(settings.seed)
     corrected = correction(train.texts, train.labels, seed=settings.seed)
     _say("[contrastive] imbalance correction (class sizes before -> after):\n" + corrected.format_table())
