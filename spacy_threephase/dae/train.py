@@ -93,9 +93,9 @@ def train_dae(
     """
     config, enc, settings, noise = load_dae_config(config_path, overrides)
     if encoder:
-        enc.name = encoder
+        enc.name = config.setdefault("encoder", {})["name"] = str(encoder)
     if gpu_id is not None:
-        settings.gpu_id = gpu_id
+        settings.gpu_id = config.setdefault("training", {})["gpu_id"] = gpu_id
     texts = read_texts(texts_path)
     check_output_dir(output_dir, overwrite)  # fail before training, not after
     if settings.torch_threads:
