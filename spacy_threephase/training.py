@@ -108,7 +108,9 @@ def build_adamw(model, settings: TrainingSettings):
         {"params": decay, "weight_decay": settings.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=settings.learning_rate)
+    # foreach: one vectorised update per parameter group instead of a Python loop over
+    # ~100 tensors (the optimizer step was about a quarter of a CPU training step).
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, foreach=True)
 
 
 @dataclass
