@@ -1,0 +1,305 @@
+"""The paper's ablations (table 2) in one run: 3-Phase, Joint, DAE+FT, CL+FT, Extra Imb.,
+No Imb. and FT, with the same data split, encoder, budgets and seeds.
+
+Every variant ends in the same phase 3 (`spacy train` with configs/textcat.cfg) and the same
+test evaluation (`evaluate_pipeline`); they differ only in the encoder phase 3 starts from:
+
+| variant     | phase 1 (DAE) | phase 2 (contrastive)                    | encoder for phase 3 |
+|-------------|---------------|------------------------------------------|---------------------|
+| 3-Phase     | yes           | from the DAE encoder                     | CL(DAE)             |
+| Joint       | -             | L_DAE + L_CL in one run (`train_joint`)  | Joint               |
+| DAE+FT      | yes           | -                                        | DAE                 |
+| CL+FT       | -             | from the base encoder                    | CL(base)            |
+| Extra Imb.  | yes           | from DAE, imbalance min 1.5 / max 20     | CL'(DAE)            |
+| No Imb.     | yes           | from DAE, imbalance off                  | CL''(DAE)           |
+| FT          | -             | -                                        | the base encoder    |
+
+Phase outputs are computed once per seed and shared: the DAE encoder of a seed serves
+3-Phase, DAE+FT, Extra Imb. and No Imb.; FT needs no phase 1/2. A variant's wall time is the
+sum of the phases it uses (a shared phase counts in full for each variant that uses it,
+i.e. what the variant would cost on its own), plus its phase 3.
+"""
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from .errors import UserError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+# slug -> (display name, encoder recipe)
+VARIANTS: Dict[str, str] = {
+    "threephase": "3-Phase",
+    "joint": "Joint",
+    "dae_ft": "DAE+FT",
+    "cl_ft": "CL+FT",
+    "extra_imb": "Extra Imb.",
+    "no_imb": "No Imb.",
+    "ft": "FT",
+}
+# the encoder-producing steps each variant needs (in order)
+RECIPES: Dict[str, List[str]] = {
+    "threephase": ["dae", "cl_dae"],
+    "joint": ["joint"],
+    "dae_ft": ["dae"],
+    "cl_ft": ["cl_base"],
+    "extra_imb": ["dae", "cl_dae_extra"],
+    "no_imb": ["dae", "cl_dae_noimb"],
+    "ft": [],
+}
+IMBALANCE = {
+    "cl_dae": {},
+    "cl_base": {},
+    "cl_dae_extra": {"imbalance.min_ratio": 1.5, "imbalance.max_ratio": 20.0},
+    "cl_dae_noimb": {"imbalance.enabled": False},
+}
+METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+
+
+def parse_variants(names: Optional[Sequence[str]]) -> List[str]:
+    """Slugs or display names (case-insensitive, comma lists allowed); None = all."""
+    if not names:
+        return list(VARIANTS)
+    lookup = {}
+    for slug, display in VARIANTS.items():
+        for key in (slug, display, display.rstrip("."), display.replace(" ", "_"), slug.replace("_", "+"), slug.replace("_", "-")):
+            lookup[key.lower()] = slug
+    out: List[str] = []
+    for item in names:
+        for name in str(item).split(","):
+            name = name.strip()
+            if not name:
+                continue
+            slug = lookup.get(name.lower())
+            if slug is None:
+                raise UserError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)} (or {', '.join(VARIANTS.values())})")
+            if slug not in out:
+                out.append(slug)
+    return out
+
+
+@dataclass
+class AblationSettings:
+    seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
+    variants: List[str] = field(default_factory=lambda: list(VARIANTS))
+    encoder: str = "default"
+    dae_config: Path = CONFIGS / "dae.cfg"
+    contrastive_config: Path = CONFIGS / "contrastive.cfg"
+    joint_config: Path = CONFIGS / "joint.cfg"
+    textcat_config: Path = CONFIGS / "textcat.cfg"
+    # extra config overrides per phase ({"training.batch_size": 8, ...})
+    dae_overrides: Dict[str, Any] = field(default_factory=dict)
+    cl_overrides: Dict[str, Any] = field(default_factory=dict)
+    joint_overrides: Dict[str, Any] = field(default_factory=dict)
+    textcat_overrides: Dict[str, Any] = field(default_factory=dict)
+    gpu_id: int = -1
+    keep_models: bool = False
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def prepare_corpus(source: Union[str, Path], work_dir: Path, *, seed: int = 0, **convert_kwargs) -> Path:
+    """A corpus directory (as the `data` step writes): used as is, or converted from `source`."""
+    src = Path(str(source))
+    if src.is_dir() and all((src / name).exists() for name in ("train.spacy", "dev.spacy", "test.spacy", "train.jsonl")):
+        return src
+    from .data.convert import convert_dataset
+
+    corpus = work_dir / "corpus"
+    convert_dataset(str(source), corpus, seed=seed, overwrite=True, **convert_kwargs)
+    return corpus
+
+
+def mean_std(values: Sequence[float]) -> Dict[str, float]:
+    values = [float(v) for v in values]
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def run_ablation(
+    source: Union[str, Path],
+    output_dir: Union[str, Path],
+    settings: Optional[AblationSettings] = None,
+    *,
+    overwrite: bool = False,
+    convert_kwargs: Optional[Dict[str, Any]] = None,
+    train_textcat: Optional[Callable[..., None]] = None,
+) -> Dict[str, Any]:
+    """Train and evaluate every variant for every seed; write ablation.{json,md} to output_dir.
+
+    `train_textcat(config_path, output, overrides, gpu_id)` replaces spaCy's train (tests).
+    """
+    from .outputs import check_output_dir
+
+    s = settings or AblationSettings()
+    variants = parse_variants(s.variants)
+    if not s.seeds:
+        raise UserError("ablation: give at least one seed")
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir, overwrite)
+    if output_dir.exists() and overwrite:
+        shutil.rmtree(output_dir)
+    work = output_dir / "work"
+    work.mkdir(parents=True)
+    corpus = prepare_corpus(source, work, **(convert_kwargs or {}))
+    _say(f"[ablation] corpus {corpus}; variants {', '.join(VARIANTS[v] for v in variants)}; seeds {s.seeds}; encoder {s.encoder}")
+    runs: List[Dict[str, Any]] = []
+    started = time.time()
+    for seed in s.seeds:
+        runs.extend(_run_seed(seed, variants, s, corpus, work / f"seed{seed}", train_textcat))
+        _write(output_dir, variants, s, runs, corpus, source, time.time() - started)
+    return json.loads((output_dir / "ablation.json").read_text(encoding="utf8"))
+
+
+def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat) -> List[Dict[str, Any]]:
+    from .contrastive.train import train_contrastive
+    from .dae.train import train_dae
+    from .joint.train import train_joint
+
+    work.mkdir(parents=True, exist_ok=True)
+    needed = [step for v in variants for step in RECIPES[v]]
+    encoders: Dict[str, str] = {"base": s.encoder}
+    seconds: Dict[str, float] = {}
+    common = {"training.seed": seed, "training.progress": False, "training.gpu_id": s.gpu_id}
+
+    def timed(name: str, fn):
+        _say(f"[ablation] seed {seed}: {name} ...")
+        t = time.time()
+        fn()
+        seconds[name] = time.time() - t
+        _say(f"[ablation] seed {seed}: {name} done in {seconds[name]:.1f} s")
+
+    if "dae" in needed:
+        out = work / "dae"
+        timed("dae", lambda: train_dae(s.dae_config, corpus / "texts.txt", out, encoder=s.encoder, overrides={**common, **s.dae_overrides}, overwrite=True))
+        encoders["dae"] = str(out)
+    for step in ("cl_dae", "cl_dae_extra", "cl_dae_noimb", "cl_base"):
+        if step not in needed:
+            continue
+        out = work / step
+        start = encoders["dae"] if step.startswith("cl_dae") else s.encoder
+        overrides = {**common, **s.cl_overrides, **IMBALANCE[step]}
+        timed(step, lambda: train_contrastive(s.contrastive_config, corpus, out, encoder=start, overrides=overrides, overwrite=True))
+        encoders[step] = str(out)
+    if "joint" in needed:
+        out = work / "joint"
+        timed("joint", lambda: train_joint(s.joint_config, corpus, out, encoder=s.encoder, overrides={**common, **s.joint_overrides}, overwrite=True))
+        encoders["joint"] = str(out)
+
+    results = []
+    for variant in variants:
+        recipe = RECIPES[variant]
+        enc = encoders[recipe[-1]] if recipe else encoders["base"]
+        model_dir = work / f"textcat-{variant}"
+        overrides = {
+            "paths.train": str(corpus / "train.spacy"),
+            "paths.dev": str(corpus / "dev.spacy"),
+            "paths.encoder": enc,
+            "system.seed": seed,
+            **s.textcat_overrides,
+        }
+        _say(f"[ablation] seed {seed}: phase 3 for {VARIANTS[variant]} from {enc} ...")
+        t = time.time()
+        (train_textcat or _spacy_train)(s.textcat_config, model_dir, overrides, s.gpu_id)
+        ft_seconds = time.time() - t
+        metrics = _evaluate(model_dir / "model-best", corpus / "test.spacy")
+        phase_seconds = {step: seconds[step] for step in recipe}
+        phase_seconds["ft"] = ft_seconds
+        run = {
+            "variant": variant,
+            "name": VARIANTS[variant],
+            "seed": seed,
+            **{m: metrics[m] for m in METRICS},
+            "wall_seconds": sum(phase_seconds.values()),
+            "phase_seconds": phase_seconds,
+            "n_test": metrics["n_examples"],
+            "confusion_matrix": metrics.get("confusion_matrix"),
+        }
+        results.append(run)
+        _say(f"[ablation] seed {seed}: {VARIANTS[variant]}: accuracy {run['accuracy']:.4f}, macro F1 {run['macro_f1']:.4f}, {run['wall_seconds']:.1f} s")
+        if not s.keep_models:
+            shutil.rmtree(model_dir, ignore_errors=True)
+    if not s.keep_models:
+        for step in ("dae", "cl_dae", "cl_dae_extra", "cl_dae_noimb", "cl_base", "joint"):
+            shutil.rmtree(work / step, ignore_errors=True)
+    return results
+
+
+def _spacy_train(config_path: Path, output: Path, overrides: Dict[str, Any], gpu_id: int) -> None:
+    from spacy.cli.train import train
+
+    train(config_path, output, use_gpu=gpu_id, overrides=overrides)
+
+
+def _evaluate(model_dir: Path, test_path: Path) -> Dict[str, Any]:
+    import spacy
+
+    from .evaluation import evaluate_pipeline
+
+    return evaluate_pipeline(spacy.load(model_dir), test_path)
+
+
+def summarize(runs: List[Dict[str, Any]], variants: List[str]) -> List[Dict[str, Any]]:
+    rows = []
+    for variant in variants:
+        mine = [r for r in runs if r["variant"] == variant]
+        if not mine:
+            continue
+        row = {"variant": variant, "name": VARIANTS[variant], "seeds": [r["seed"] for r in mine]}
+        for key in METRICS + ("wall_seconds",):
+            row[key] = mean_std([r[key] for r in mine])
+        rows.append(row)
+    return rows
+
+
+def format_markdown(rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
+    lines = [
+        "# Ablations",
+        "",
+        f"Data: `{meta['source']}` (test examples: {meta['n_test']}); encoder: `{meta['encoder']}`; "
+        f"seeds: {meta['seeds']}; total wall time {meta['total_seconds']:.0f} s.",
+        "Mean ± sample standard deviation over the seeds (std 0 with one seed); test split; "
+        "accuracy and macro P/R/F1 in %. Wall time: the variant's own phases (a phase shared between "
+        "variants counts in full for each), phase 3 included.",
+        "",
+        "| variant | accuracy | macro precision | macro recall | macro F1 | wall time (s) | seeds |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        cells = [f"{100 * row[m]['mean']:.2f} ± {100 * row[m]['std']:.2f}" for m in METRICS]
+        w = row["wall_seconds"]
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {w['mean']:.1f} ± {w['std']:.1f} | {len(row['seeds'])} |")
+    if meta.get("budgets"):
+        lines += ["", "Budgets / overrides: " + "; ".join(f"{k}: `{json.dumps(v, sort_keys=True)}`" for k, v in meta["budgets"].items() if v)]
+    return "\n".join(lines) + "\n"
+
+
+def _write(output_dir: Path, variants, s: AblationSettings, runs, corpus, source, total_seconds) -> None:
+    rows = summarize(runs, variants)
+    meta = {
+        "source": str(source),
+        "corpus": str(corpus),
+        "encoder": s.encoder,
+        "seeds": sorted({r["seed"] for r in runs}),
+        "n_test": runs[0]["n_test"] if runs else 0,
+        "total_seconds": total_seconds,
+        "budgets": {
+            "dae": s.dae_overrides,
+            "contrastive": s.cl_overrides,
+            "joint": s.joint_overrides,
+            "textcat": s.textcat_overrides,
+        },
+        "configs": {k: str(getattr(s, k)) for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")},
+    }
+    data = {"meta": meta, "summary": rows, "runs": runs}
+    for name, text in (("ablation.json", json.dumps(data, indent=2, default=str)), ("ablation.md", format_markdown(rows, meta))):
+        tmp = output_dir / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf8")
+        tmp.replace(output_dir / name)
