@@ -1,0 +1,99 @@
+"""Helpers shared by the benchmark scripts: data subsets, phase-3 training, evaluation."""
+import json
+import platform
+import random
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "datasets"
+DEMO = REPO / "assets" / "demo"
+
+
+def read_jsonl(path: Path) -> List[dict]:
+    with path.open(encoding="utf8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def write_jsonl(rows: List[dict], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def stratified_sample(rows: List[dict], per_class: Optional[int], seed: int) -> List[dict]:
+    """At most `per_class` rows of each label (all when None), in a seeded order."""
+    if not per_class:
+        return list(rows)
+    by_label: Dict[str, List[dict]] = defaultdict(list)
+    for row in rows:
+        by_label[row["label"]].append(row)
+    rng = random.Random(seed)
+    out = []
+    for label in sorted(by_label):
+        group = list(by_label[label])
+        rng.shuffle(group)
+        out.extend(group[:per_class])
+    rng.shuffle(out)
+    return out
+
+
+def prepare_dataset(name: str, work: Path, *, train_per_class=None, test_per_class=None, seed: int = 0) -> Path:
+    """Write a (sub-sampled) copy of a data set as train/dev/test jsonl + convert it to a corpus."""
+    from spacy_threephase.data.convert import convert_dataset
+
+    src = DEMO if name == "demo" else SHARED / name
+    if not src.exists():
+        raise SystemExit(f"{src}: data set not found")
+    raw = work / "raw" / name
+    for split in ("train", "dev", "test"):
+        path = src / f"{split}.jsonl"
+        if not path.exists():
+            continue
+        rows = read_jsonl(path)
+        if split == "train":
+            rows = stratified_sample(rows, train_per_class, seed)
+        elif split == "test":
+            rows = stratified_sample(rows, test_per_class, seed)
+        write_jsonl(rows, raw / f"{split}.jsonl")
+    corpus = work / "corpus" / name
+    convert_dataset(raw, corpus, seed=seed, overwrite=True)
+    return corpus
+
+
+def train_textcat(config_path: Path, corpus: Path, output: Path, overrides: Dict, config_edit=None) -> float:
+    """Run `spacy train`; returns wall seconds. config_edit(config) may change sections."""
+    from spacy import util
+    from spacy.cli.train import train
+
+    config = util.load_config(config_path, interpolate=False)
+    if config_edit is not None:
+        config_edit(config)
+    edited = output.parent / f"{output.name}.cfg"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    config.to_disk(edited)
+    base = {"paths.train": str(corpus / "train.spacy"), "paths.dev": str(corpus / "dev.spacy")}
+    base.update(overrides)
+    start = time.time()
+    train(edited, output, overrides=base)
+    return time.time() - start
+
+
+def evaluate(model_dir: Path, corpus: Path) -> Dict:
+    import spacy
+
+    from spacy_threephase.evaluation import evaluate_pipeline
+
+    nlp = spacy.load(model_dir)
+    return evaluate_pipeline(nlp, corpus / "test.spacy")
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, torch threads {torch.get_num_threads()}"
