@@ -13,7 +13,8 @@ def ablate_cli(
     ctx: typer.Context,
     output_dir: Path = typer.Argument(..., help="Where to write ablation.md, ablation.json (and work/)"),
     data: str = typer.Option("assets/demo", "--data", "-d", help="Data set (anything the `data` step reads) or a corpus directory written by it"),
-    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds, or a count N (= 0..N-1)"),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds: 0, 1, ..., N-1"),
+    seed_list: Optional[str] = typer.Option(None, "--seed-list", help="Explicit comma-separated seeds (instead of --seeds), e.g. 0,5,7"),
     variants: Optional[List[str]] = typer.Option(None, "--variants", "-v", help="Subset (repeat or comma-separate): threephase, joint, dae_ft, cl_ft, extra_imb, no_imb, ft"),
     encoder: str = typer.Option("default", "--encoder", "-e", help="Encoder every variant starts from"),
     dae_epochs: Optional[int] = typer.Option(None, "--dae-epochs", help="Phase-1 epochs (default: configs/dae.cfg)"),
@@ -41,10 +42,12 @@ def ablate_cli(
     from ..errors import UserError
 
     try:
-        seed_list = list(range(int(seeds))) if seeds.strip().isdigit() else [int(x) for x in seeds.split(",") if x.strip()]
+        chosen = [int(x) for x in seed_list.split(",") if x.strip()] if seed_list else list(range(seeds))
     except ValueError:
-        raise UserError(f"--seeds: give a count or a comma-separated list of integers, got {seeds!r}") from None
-    s = AblationSettings(seeds=seed_list, variants=parse_variants(variants), encoder=encoder, gpu_id=gpu_id, keep_models=keep_models)
+        raise UserError(f"--seed-list: give comma-separated integers, got {seed_list!r}") from None
+    if not chosen:
+        raise UserError("give at least one seed (--seeds N with N >= 1, or --seed-list)")
+    s = AblationSettings(seeds=chosen, variants=parse_variants(variants), encoder=encoder, gpu_id=gpu_id, keep_models=keep_models)
     for attr, value in (("dae_config", dae_config), ("contrastive_config", contrastive_config), ("joint_config", joint_config), ("textcat_config", textcat_config)):
         if value is not None:
             setattr(s, attr, value)

@@ -33,3 +33,12 @@ def evaluate_cli(
     paths = write_metrics(metrics, output_dir)
     print(format_table(metrics))
     print(f"\nWrote {paths['json']} and {paths['txt']}")
+    from ..plots import INSTALL_HINT, confusion_figure, have_matplotlib
+
+    if metrics.get("confusion_matrix") is None:
+        return
+    if have_matplotlib():
+        png = confusion_figure(metrics, Path(output_dir) / "confusion_matrix.png", title=f"{'/'.join(Path(str(model)).parts[-2:])}: confusion matrix (test)\naccuracy {100 * metrics['accuracy']:.1f}%, macro F1 {100 * metrics['macro_f1']:.1f}%")
+        print(f"Wrote {png}")
+    else:
+        print(f"(no confusion-matrix plot: matplotlib is not installed; {INSTALL_HINT})")
