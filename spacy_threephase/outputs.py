@@ -29,6 +29,9 @@ def atomic_output_dir(path: Union[str, Path], overwrite: bool = False) -> Iterat
     """
     path = check_output_dir(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Temporary directories of earlier runs that were killed: never a valid output, remove.
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -46,3 +49,18 @@ def atomic_output_dir(path: Union[str, Path], overwrite: bool = False) -> Iterat
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.unlink()
+
+
+@contextlib.contextmanager
+def output_dir_for_rank(path: Union[str, Path], overwrite: bool = False) -> Iterator[Path]:
+    """atomic_output_dir on the process that writes (rank 0, or the only process); a throwaway
+    temporary directory on the other ranks of a distributed (torchrun) run."""
+    import os
+    import tempfile
+
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        with atomic_output_dir(path, overwrite) as tmp:
+            yield tmp
+    else:
+        with tempfile.TemporaryDirectory(prefix="threephase-rank-") as tmp:
+            yield Path(tmp)

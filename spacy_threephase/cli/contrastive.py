@@ -1,4 +1,5 @@
 """`spacy-threephase contrastive CONFIG CORPUS OUTPUT_DIR` (phase 2)."""
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +21,7 @@ def contrastive_cli(
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder to start from (phase 1's output directory or a Hugging Face name/path); overrides \\[encoder] name"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
     gpu_id: Optional[int] = typer.Option(None, "--gpu-id", "-g", help="CUDA device (-1 = CPU); overrides \\[training] gpu_id"),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Continue from OUTPUT_DIR.checkpoint/ (default: automatically when it belongs to the same config and inputs); --no-resume starts again"),
 ):
     """Phase 2: supervised contrastive training (Siamese encoder) on labelled texts.
 
@@ -36,5 +38,6 @@ def contrastive_cli(
         raise UserError(f"cannot parse config overrides {' '.join(ctx.args)!r}; use --section.key value") from None
     if gpu_id is not None:
         overrides["training.gpu_id"] = gpu_id
-    train_contrastive(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite)
-    typer.echo(f"✔ Saved the phase-2 encoder to {output_dir}")
+    train_contrastive(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, resume=resume)
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        typer.echo(f"✔ Saved the phase-2 encoder to {output_dir}")

@@ -1,4 +1,5 @@
 """`dae`: phase 1, the denoising auto-encoder."""
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +18,7 @@ def dae_cli(
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder name or directory; overrides \\[encoder] name"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
     gpu_id: Optional[int] = typer.Option(None, "--gpu-id", "-g", help="CUDA device; -1 = CPU; overrides \\[training] gpu_id"),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Continue from OUTPUT_DIR.checkpoint/ (default: automatically when it belongs to the same config and inputs); --no-resume starts again"),
 ):
     """Phase 1: adapt the encoder to the texts with a TSDAE-style denoising auto-encoder.
 
@@ -27,5 +29,6 @@ def dae_cli(
     from ..dae import train_dae
 
     overrides = parse_config_overrides(ctx.args)
-    out = train_dae(config_path, texts_path, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, gpu_id=gpu_id)
-    typer.echo(f"✔ Saved the phase-1 encoder to {out}")
+    out = train_dae(config_path, texts_path, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, gpu_id=gpu_id, resume=resume)
+    if int(os.environ.get("RANK", "0") or 0) == 0:
+        typer.echo(f"✔ Saved the phase-1 encoder to {out}")

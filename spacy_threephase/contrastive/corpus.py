@@ -41,8 +41,12 @@ class LabelledCorpus:
 
 def read_jsonl(path: Path) -> Split:
     texts, labels = [], []
-    with Path(path).open(encoding="utf8") as fh:
-        for n, line in enumerate(fh, 1):
+    with Path(path).open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf8")
+            except UnicodeDecodeError:
+                raise DataError(path, n, "not valid UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -21,8 +21,19 @@ import numpy
 from ..config import load_config, resolve_section
 from ..encoder import load_encoder, save_encoder
 from ..errors import UserError
-from ..outputs import atomic_output_dir, check_output_dir
-from ..training import Trainer, TrainingSettings, best_record, set_seed, settings_from_section
+from ..outputs import check_output_dir, output_dir_for_rank
+from ..training import (
+    Trainer,
+    TrainingSettings,
+    best_record,
+    checkpoint_dir_for,
+    config_fingerprint_text,
+    distributed_barrier,
+    fingerprint,
+    is_main_process,
+    set_seed,
+    settings_from_section,
+)
 from .corpus import carve_dev, read_corpus
 from .labels import LabelIndex
 from .losses import INPUT_KINDS
@@ -48,7 +59,8 @@ class ContrastiveSettings(TrainingSettings):
 
 
 def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    if is_main_process():
+        print(msg, file=sys.stderr, flush=True)
 
 
 def _text_keys(texts):
@@ -79,8 +91,13 @@ def train_contrastive(
     encoder: Optional[str] = None,
     overrides: Optional[Dict[str, Any]] = None,
     overwrite: bool = False,
+    resume: Optional[bool] = None,
 ) -> Dict[str, Any]:
-    """Run phase 2 and write the encoder to `output_dir`. Returns the metrics summary."""
+    """Run phase 2 and write the encoder to `output_dir`. Returns the metrics summary.
+
+    resume: None = continue from `<output_dir>.checkpoint/` when it belongs to the same config
+    and corpus; True = require such a checkpoint; False = start from scratch.
+    """
     import torch
 
     config_path, output_dir = Path(config_path), Path(output_dir)
@@ -151,8 +168,18 @@ def train_contrastive(
         order = numpy.random.default_rng(settings.seed + epoch).permutation(len(texts)).tolist()
         return [order[i : i + bs] for i in range(0, len(order), bs)]
 
-    with atomic_output_dir(output_dir, overwrite) as tmp:
-        trainer = Trainer(model, settings, steps_per_epoch=steps_per_epoch, desc="contrastive", log_path=tmp / "training_log.jsonl")
+    fp = fingerprint(config_fingerprint_text(config), [corpus_dir], {"encoder": enc.path})
+    with output_dir_for_rank(output_dir, overwrite) as tmp:
+        trainer = Trainer(
+            model,
+            settings,
+            steps_per_epoch=steps_per_epoch,
+            desc="contrastive",
+            log_path=tmp / "training_log.jsonl",
+            checkpoint_dir=checkpoint_dir_for(output_dir) if settings.checkpoint_every else None,
+            fingerprint=fp,
+            resume=resume,
+        )
         device = trainer.device
 
         def compute_loss(batch):
@@ -191,6 +218,10 @@ def train_contrastive(
         corrected.write(tmp / "imbalance.json", correction.settings if hasattr(correction, "settings") else {})
         (tmp / "metrics.json").write_text(json.dumps(_clean(summary), indent=2, default=float), encoding="utf8")
         config.to_disk(tmp / "config.cfg")
+    trainer.remove_checkpoint()
+    distributed_barrier()
+    if not is_main_process():
+        return summary
     if best is not None:
         _say(f"[contrastive] best epoch {best.epoch}: {_fmt(best.extra)} (before training: knn_acc {baseline['knn_acc']:.4f})")
     _say(f"[contrastive] saved the encoder to {output_dir}")

@@ -2,6 +2,7 @@
 import json
 import math
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -9,8 +10,19 @@ from typing import Any, Dict, List, Optional, Union
 from ..config import load_config, resolve_section
 from ..encoder import load_encoder, save_encoder, tokenize
 from ..errors import DataError, UserError
-from ..outputs import atomic_output_dir, check_output_dir
-from ..training import Trainer, TrainingSettings, batched, set_seed, settings_from_section
+from ..outputs import check_output_dir, output_dir_for_rank
+from ..training import (
+    Trainer,
+    TrainingSettings,
+    batched,
+    checkpoint_dir_for,
+    config_fingerprint_text,
+    distributed_barrier,
+    fingerprint,
+    is_main_process,
+    set_seed,
+    settings_from_section,
+)
 from .model import DenoisingAutoEncoder, build_decoder
 
 SECTIONS = ("paths", "system", "encoder", "noise", "training")
@@ -36,8 +48,9 @@ class DAETrainingSettings(TrainingSettings):
     torch_threads: int = 0
 
 
-def read_texts(path: Union[str, Path]) -> List[str]:
-    """One text per line; blank lines are skipped."""
+def read_texts(path: Union[str, Path], counts: Optional[Dict[str, int]] = None) -> List[str]:
+    """One text per line; blank and whitespace-only lines are skipped (counted in
+    `counts["blank"]` when a dict is given)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: texts file does not exist")
@@ -50,6 +63,8 @@ def read_texts(path: Union[str, Path]) -> List[str]:
                 raise DataError(path, number, "not valid UTF-8") from None
             if line:
                 texts.append(line)
+            elif counts is not None:
+                counts["blank"] = counts.get("blank", 0) + 1
     if not texts:
         raise UserError(f"{path}: no texts (the file is empty or has only blank lines)")
     return texts
@@ -86,17 +101,23 @@ def train_dae(
     overrides: Optional[Dict[str, Any]] = None,
     overwrite: bool = False,
     gpu_id: Optional[int] = None,
+    resume: Optional[bool] = None,
 ) -> Path:
     """Phase 1. Writes the adapted encoder (HF directory + pooling) to `output_dir`.
 
     encoder: overrides `[encoder] name`; gpu_id: overrides `[training] gpu_id`.
+    resume: None = continue from `<output_dir>.checkpoint/` when it belongs to the same config
+    and texts; True = require such a checkpoint; False = start from scratch.
     """
     config, enc, settings, noise = load_dae_config(config_path, overrides)
     if encoder:
         enc.name = config.setdefault("encoder", {})["name"] = str(encoder)
     if gpu_id is not None:
         settings.gpu_id = config.setdefault("training", {})["gpu_id"] = gpu_id
-    texts = read_texts(texts_path)
+    counts: Dict[str, int] = {}
+    texts = read_texts(texts_path, counts)
+    if counts.get("blank") and is_main_process():
+        print(f"[dae] {texts_path}: skipped {counts['blank']} blank or whitespace-only lines; training on {len(texts)} texts", file=sys.stderr, flush=True)
     check_output_dir(output_dir, overwrite)  # fail before training, not after
     if settings.torch_threads:
         import torch
@@ -109,12 +130,21 @@ def train_dae(
     decoder = build_decoder(loaded.path, loaded.model, name=enc.name)
     model = DenoisingAutoEncoder(loaded.model, decoder, loaded.pooling)
     step = DAEStep(model, loaded.tokenizer, loaded.max_length, noise, settings.seed)
-    with atomic_output_dir(output_dir, overwrite) as tmp:
+    fp = fingerprint(config_fingerprint_text(config), [texts_path], {"encoder": loaded.path})
+    with output_dir_for_rank(output_dir, overwrite) as tmp:
         trainer = Trainer(
-            model, settings, steps_per_epoch=math.ceil(len(texts) / settings.batch_size), desc="dae", log_path=tmp / LOG_FILE
+            model,
+            settings,
+            steps_per_epoch=math.ceil(len(texts) / settings.batch_size),
+            desc="dae",
+            log_path=tmp / LOG_FILE,
+            checkpoint_dir=checkpoint_dir_for(output_dir) if settings.checkpoint_every else None,
+            fingerprint=fp,
+            resume=resume,
+            rng_objects={"noise": step.noise_rng},
         )
         step.device = trainer.device
-        history = trainer.fit(lambda epoch: step.batches(texts, settings.batch_size), step.loss)
+        history = trainer.fit(lambda epoch: step.batches(texts, settings.batch_size, epoch), step.loss)
         save_encoder(
             loaded.model,
             loaded.tokenizer,
@@ -133,6 +163,8 @@ def train_dae(
             },
         )
         config.to_disk(tmp / CONFIG_FILE)
+    trainer.remove_checkpoint()
+    distributed_barrier()
     return Path(output_dir)
 
 
@@ -145,13 +177,16 @@ class DAEStep:
         self.max_length = max_length
         self.noise = noise
         self.device = device
+        self.seed = seed
         # Separate streams, so that a noise function's number of draws never changes the order.
-        self.order_rng = random.Random(seed)
-        self.noise_rng = random.Random(seed + 1)
+        # Both are a function of (seed, epoch): a resumed run sees the same batches; the noise
+        # stream's position within the epoch is saved in checkpoints (Trainer rng_objects).
+        self.noise_rng = random.Random(f"noise-{seed}-0")
 
-    def batches(self, texts: List[str], batch_size: int) -> List[List[str]]:
+    def batches(self, texts: List[str], batch_size: int, epoch: int = 0) -> List[List[str]]:
         order = list(texts)
-        self.order_rng.shuffle(order)
+        random.Random(f"order-{self.seed}-{epoch}").shuffle(order)
+        self.noise_rng.seed(f"noise-{self.seed}-{epoch}")
         return batched(order, batch_size)
 
     def features(self, texts: List[str]):

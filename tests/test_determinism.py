@@ -1,0 +1,90 @@
+"""The same seed and data give the same result on the CPU, in all three phases."""
+import json
+from pathlib import Path
+
+import spacy
+import torch
+from safetensors.torch import load_file
+
+from conftest import TINY_TEXTS
+from spacy_threephase.contrastive.train import train_contrastive
+from spacy_threephase.dae.train import train_dae
+
+REPO = Path(__file__).resolve().parents[1]
+
+LABELLED = [
+    ("play some jazz music in the kitchen", "music"),
+    ("play the new album by the beatles", "music"),
+    ("add this song to my workout playlist", "music"),
+    ("what is the weather like in paris tomorrow", "weather"),
+    ("will it rain in london this weekend", "weather"),
+    ("how hot will it be on friday", "weather"),
+    ("book a table for two at an italian restaurant", "food"),
+    ("reserve a restaurant near me for tonight", "food"),
+    ("find me a cheap place to eat sushi", "food"),
+]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_phase1_twice_identical_weights(tiny_encoder_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
+    settings = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32}
+    for name in ("a", "b"):
+        train_dae(REPO / "configs" / "dae.cfg", texts, tmp_path / name, encoder=str(tiny_encoder_dir), overrides=settings)
+    assert same_weights(tmp_path / "a", tmp_path / "b")
+    assert not same_weights(tmp_path / "a", tiny_encoder_dir)  # it did train
+
+
+def test_phase2_twice_identical_metrics(tiny_encoder_dir, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.jsonl").write_text("".join(json.dumps({"text": t, "labels": [y]}) + "\n" for t, y in LABELLED), encoding="utf8")
+    settings = {"training.progress": False, "training.batch_size": 2, "training.epochs": 2, "training.learning_rate": 1e-3, "encoder.max_length": 32, "training.dev_fraction": 0.34}
+    metrics = []
+    for name in ("a", "b"):
+        train_contrastive(REPO / "configs" / "contrastive.cfg", corpus, tmp_path / name, encoder=str(tiny_encoder_dir), overrides=settings)
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        for epoch in m["epochs"]:
+            epoch.pop("seconds")  # wall-clock time, the only thing allowed to differ
+        metrics.append(m)
+    assert metrics[0] == metrics[1]
+    assert same_weights(tmp_path / "a", tmp_path / "b")
+
+
+def test_phase3_spacy_train_twice_identical_scores_and_outputs(tiny_encoder_dir, tmp_path):
+    from spacy.cli.train import train
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank("en")
+    labels = sorted({y for _, y in LABELLED})
+    for split, rows in (("train", LABELLED), ("dev", LABELLED[::2])):
+        db = DocBin()
+        for text, label in rows:
+            doc = nlp.make_doc(text)
+            doc.cats = {lab: float(lab == label) for lab in labels}
+            db.add(doc)
+        db.to_disk(tmp_path / f"{split}.spacy")
+    overrides = {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "dev.spacy"),
+        "paths.encoder": str(tiny_encoder_dir),
+        "training.max_epochs": 3,
+        "training.eval_frequency": 2,
+        "training.batcher.size": 4,
+        "training.optimizer.warmup_steps": 2,
+        "components.textcat.model.hidden_width": 8,
+    }
+    probe = ["wake me up at seven", "is it going to snow", " ".join(["play some jazz music in the kitchen"] * 40)]  # the last one is past model_max_length
+    runs = []
+    for name in ("a", "b"):
+        train(REPO / "configs" / "textcat.cfg", tmp_path / name, overrides=overrides)
+        meta = json.loads((tmp_path / name / "model-last" / "meta.json").read_text())
+        trained = spacy.load(tmp_path / name / "model-last")
+        runs.append((meta["performance"], [doc.cats for doc in trained.pipe(probe)]))
+    assert runs[0] == runs[1]
+    assert all(abs(sum(cats.values()) - 1) < 1e-5 for cats in runs[0][1])

@@ -1,0 +1,195 @@
+"""Faults: phases 1 and 2 killed with SIGKILL mid-run resume from their checkpoint and end
+with the same weights as an uninterrupted run; a killed run never damages an existing output."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import TINY_TEXTS
+from spacy_threephase.contrastive.train import train_contrastive
+from spacy_threephase.dae.train import train_dae
+from spacy_threephase.errors import UserError
+from spacy_threephase.training import checkpoint_dir_for
+
+REPO = Path(__file__).resolve().parents[1]
+DAE_CONFIG = REPO / "configs" / "dae.cfg"
+CL_CONFIG = REPO / "configs" / "contrastive.cfg"
+
+DAE_SETTINGS = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32, "training.checkpoint_every": 2}
+CL_SETTINGS = {
+    "training.progress": False,
+    "training.batch_size": 1,  # 4 pairs per epoch: 4 steps
+    "training.epochs": 3,
+    "training.learning_rate": 1e-3,
+    "encoder.max_length": 32,
+    "training.checkpoint_every": 2,
+}
+
+LABELLED = [
+    ("play some jazz music in the kitchen", "Music"),
+    ("play the new album by the beatles", "Music"),
+    ("add this song to my workout playlist", "Music"),
+    ("what is the weather like in paris tomorrow", "Weather"),
+    ("will it rain in london this weekend", "Weather"),
+    ("how hot will it be on friday", "Weather"),
+    ("book a table for two at an italian restaurant", "Food"),
+    ("reserve a restaurant near me for tonight", "Food"),
+    ("find me a cheap place to eat sushi", "Food"),
+    ("set an alarm for seven in the morning", "Alarm"),
+    ("wake me up at six tomorrow", "Alarm"),
+    ("turn off the alarm please", "Alarm"),
+]
+
+
+def cli_args(settings):
+    out = []
+    for key, value in settings.items():
+        out += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return out
+
+
+def write_corpus(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "train.jsonl").open("w") as fh:
+        for text, label in LABELLED:
+            fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
+    with (path / "dev.jsonl").open("w") as fh:
+        for text, label in LABELLED[::2]:
+            fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
+    (path / "labels.json").write_text(json.dumps({"labels": sorted({lab for _, lab in LABELLED}), "multi_label": False, "hierarchical": False}))
+    return path
+
+
+def digest(directory: Path) -> dict:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.allclose(wa[key], wb[key], atol=1e-5), key
+
+
+def kill_after_checkpoint(cmd, checkpoint: Path, timeout: float = 90.0) -> None:
+    """Start `cmd` slowed down to 0.15 s a step, SIGKILL it as soon as a checkpoint exists."""
+    env = dict(os.environ, SPACY_THREEPHASE_TEST_STEP_DELAY="0.15")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    deadline = time.time() + timeout
+    try:
+        while not checkpoint.exists():
+            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def run_cli_in_process(cmd):
+    """The same command line, run in this process (saves a second interpreter start)."""
+    from typer.testing import CliRunner
+
+    from spacy_threephase.cli import app
+
+    assert cmd[1:3] == ["-m", "spacy_threephase"]
+    result = CliRunner().invoke(app, cmd[3:])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS * 2) + "\n", encoding="utf8")  # 6 steps per epoch
+    ref = train_dae(DAE_CONFIG, texts, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS)
+    assert not checkpoint_dir_for(ref).exists()  # removed after the final write
+    # a good output already in place: the killed --overwrite run must not touch it
+    out = tmp_path / "out"
+    shutil.copytree(tiny_encoder_dir, out)
+    before = digest(out)
+    cmd = [sys.executable, "-m", "spacy_threephase", "dae", str(DAE_CONFIG), str(texts), str(out), "--encoder", str(tiny_encoder_dir), "--overwrite", *cli_args(DAE_SETTINGS)]
+    checkpoint = checkpoint_dir_for(out) / "checkpoint.pt"
+    kill_after_checkpoint(cmd, checkpoint)
+    assert digest(out) == before  # no half-written model where the good one was
+    assert checkpoint.exists()
+    stderr = run_cli_in_process(cmd)  # the same command again
+    assert "resuming from" in stderr
+    assert_same_weights(out, ref)
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2  # both epochs logged
+    assert not checkpoint_dir_for(out).exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]  # the killed run's leftovers are cleaned
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
+    """In-process (the SIGKILL path is covered for phase 1 above): an interruption after step 7
+    (epoch 2; last checkpoint: step 6, after epoch 1's dev evaluation) leaves no output and no temporary directory; the same call again
+    resumes and gives the weights and metrics of an uninterrupted run."""
+    import spacy_threephase.training as training
+
+    corpus = write_corpus(tmp_path / "corpus")
+    train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
+    out = tmp_path / "out"
+    steps = []
+
+    def interrupt_at_step_7():
+        steps.append(1)
+        if len(steps) == 7:
+            raise Interrupted()
+
+    monkeypatch.setattr(training, "_test_fault_hook", interrupt_at_step_7)
+    with pytest.raises(Interrupted):
+        train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
+    monkeypatch.undo()
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
+    assert torch.load(checkpoint_dir_for(out) / "checkpoint.pt", weights_only=False)["step"] == 6
+    capsys.readouterr()
+    train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
+    assert "resuming from" in capsys.readouterr().err
+    assert_same_weights(out, tmp_path / "ref")
+    strip = lambda m: {**m, "epochs": [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]}
+    assert strip(json.loads((out / "metrics.json").read_text())) == strip(json.loads((tmp_path / "ref" / "metrics.json").read_text()))
+    assert not checkpoint_dir_for(out).exists()
+
+
+def test_checkpoint_of_other_inputs_is_not_used(tiny_encoder_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
+    out = tmp_path / "out"
+    ckpt = checkpoint_dir_for(out)
+    ckpt.mkdir()
+    torch.save({"fingerprint": "something else"}, ckpt / "checkpoint.pt")
+    with pytest.raises(UserError, match="another config or other input files"):
+        train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
+    assert not out.exists()
+    train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS)  # auto: starts again
+    assert out.exists() and not ckpt.exists()
+    with pytest.raises(UserError, match="no checkpoint"):
+        train_dae(DAE_CONFIG, texts, tmp_path / "out2", encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
+
+
+def test_resume_never_replaces_a_finished_output_without_overwrite(tiny_encoder_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
+    out = train_dae(DAE_CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS)
+    before = digest(out)
+    with pytest.raises(UserError, match="--overwrite"):
+        train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
+    assert digest(out) == before
