@@ -193,3 +193,34 @@ def test_resume_never_replaces_a_finished_output_without_overwrite(tiny_encoder_
     with pytest.raises(UserError, match="--overwrite"):
         train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
     assert digest(out) == before
+
+
+def test_no_resume_discards_the_checkpoint(tiny_encoder_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
+    out = tmp_path / "out"
+    ckpt = checkpoint_dir_for(out)
+    ckpt.mkdir()
+    (ckpt / "checkpoint.pt").write_bytes(b"not a checkpoint")  # would be a clear error if read
+    train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=False)
+    assert (out / "model.safetensors").exists() and not ckpt.exists()
+
+
+def test_atomic_output_dir_keeps_the_old_output_on_error(tmp_path):
+    from spacy_threephase.outputs import atomic_output_dir
+
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "weights.bin").write_bytes(b"good")
+    with pytest.raises(UserError, match="--overwrite"):
+        with atomic_output_dir(out):
+            pass
+    with pytest.raises(RuntimeError):
+        with atomic_output_dir(out, overwrite=True) as tmp:
+            (tmp / "weights.bin").write_bytes(b"half")
+            raise RuntimeError("crash while writing")
+    assert (out / "weights.bin").read_bytes() == b"good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary directory left
+    with atomic_output_dir(out, overwrite=True) as tmp:
+        (tmp / "weights.bin").write_bytes(b"new")
+    assert (out / "weights.bin").read_bytes() == b"new" and sorted(p.name for p in tmp_path.iterdir()) == ["model"]
