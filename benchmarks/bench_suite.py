@@ -3,7 +3,7 @@
 For each data set and seed: test accuracy and macro-F1 of each method, per-phase training
 wall time and throughput (examples/s of the training epochs, from the phase logs; phase 3:
 train docs x epochs run / wall time), peak memory per phase (each phase runs in its own
-process: peak RSS; on CUDA also torch's peak allocated memory), and inference docs/s of the
+process: peak RSS = VmHWM; on CUDA also torch's peak allocated memory), and inference docs/s of the
 trained pipeline (`nlp.pipe`) vs plain transformers (tokenizer + AutoModel + pooling, no
 spaCy) on the same test texts and batch size.
 
@@ -44,7 +44,11 @@ _CHILD = (
     "import atexit, json, resource, runpy, sys\n"
     "out = sys.argv[1]; sys.argv = sys.argv[2:]\n"
     "def _report():\n"
-    "    peak = {'max_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}\n"
+    # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork+exec, so it would
+    # report the (larger) benchmark process's RSS at fork time instead of this process's peak
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+    "    kb = int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    peak = {'max_rss_mb': kb / 1024}\n"
     "    torch = sys.modules.get('torch')\n"
     "    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():\n"
     "        peak['cuda_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20\n"
@@ -225,6 +229,7 @@ def main() -> None:
 
     base = resolve_encoder(args.encoder)
     rows = []
+    md = ""
     started = time.time()
     for name in args.datasets:
         corpus = prepare(name, args.work, args)
@@ -254,13 +259,17 @@ def main() -> None:
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    total = time.time() - started
+                md = write_results(rows, args, time.time() - started)  # after every run: partial results survive
+    print(md)
+
+
+def write_results(rows, args, total) -> str:
     (args.work / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine(), "rows": rows}, indent=2))
     md = format_md(rows, args, total)
     out = args.out or args.work / "results.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(md)
-    print(md)
+    return md
 
 
 def _fmt(v, spec=".1f"):
@@ -270,7 +279,7 @@ def _fmt(v, spec=".1f"):
 def format_md(rows, args, total) -> str:
     lines = [
         f"machine: {machine()}; device: {'cuda:%d' % args.gpu_id if args.gpu_id >= 0 else 'CPU'}; encoder {args.encoder}; "
-        f"total wall time {total:.0f} s",
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; total wall time {total:.0f} s",
         f"command: `python {' '.join(sys.argv)}`",
         "",
         "## Accuracy (test)",
