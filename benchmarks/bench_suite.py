@@ -2,7 +2,7 @@
 
 For each data set and seed: test accuracy and macro-F1 of each method, per-phase training
 wall time and throughput (examples/s of the training epochs, from the phase logs; phase 3:
-train docs x epochs run / wall time), peak memory per phase (each phase runs in its own
+train docs x epochs logged / wall time, a lower bound), peak memory per phase (each phase runs in its own
 process: peak RSS = VmHWM; on CUDA also torch's peak allocated memory), and inference docs/s of the
 trained pipeline (`nlp.pipe`) vs plain transformers (tokenizer + AutoModel + pooling, no
 spaCy) on the same test texts and batch size.
@@ -155,7 +155,8 @@ def phase3(corpus: Path, out: Path, encoder: str, seed: int, args) -> Dict:
     n_train = len(read_jsonl(corpus / "train.jsonl"))
     res["epochs_run"] = epochs
     res["examples_per_s"] = n_train * epochs / res["seconds"] if epochs else None
-    res["unit"] = "docs (incl. dev evaluation and model loading)"
+    # a lower bound: spaCy logs a row per dev evaluation (every eval_frequency steps), none at the end
+    res["unit"] = "docs, lower bound: epochs up to the last logged evaluation; wall time incl. evaluation and loading"
     return res
 
 
