@@ -20,7 +20,6 @@ sum of the phases it uses (a shared phase counts in full for each variant that u
 i.e. what the variant would cost on its own), plus its phase 3.
 """
 import json
-import math
 import shutil
 import statistics
 import sys

@@ -1,5 +1,5 @@
 """Registered thinc architectures: the phase-3 classifier head and the encoder loader."""
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional
 
 from spacy import registry
 from spacy.tokens import Doc

@@ -117,3 +117,20 @@ def carve_dev(train: Split, fraction: float, seed: int) -> Tuple[Split, Split]:
     dev_idx.sort()
     pick = lambda idx: Split([train.texts[i] for i in idx], [train.labels[i] for i in idx])  # noqa: E731
     return pick(keep), pick(dev_idx)
+
+
+def load_train_dev(corpus_dir: Union[str, Path], dev_fraction: float, seed: int, tag: str) -> Tuple[LabelledCorpus, Split, Split, int]:
+    """Read a corpus for phase 2 / Joint: carve a stratified dev set off train when there is
+    none (and say so on stderr), and require two classes. Returns (corpus, train, dev, n_classes)."""
+    import sys
+
+    corpus = read_corpus(corpus_dir)
+    train, dev = corpus.train, corpus.dev
+    if dev is None:
+        train, dev = carve_dev(train, dev_fraction, seed)
+        corpus.dev_carved = True
+        print(f"[{tag}] {corpus_dir}: no dev.jsonl; carved a stratified dev set of {len(dev)} examples off train (seed {seed}); training on the other {len(train)}", file=sys.stderr, flush=True)
+    n_classes = len({x for labs in train.labels for x in labs})
+    if n_classes < 2:
+        raise UserError(f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}")
+    return corpus, train, dev, n_classes

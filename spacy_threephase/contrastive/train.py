@@ -34,7 +34,7 @@ from ..training import (
     set_seed,
     settings_from_section,
 )
-from .corpus import carve_dev, read_corpus
+from .corpus import load_train_dev
 from .labels import LabelIndex
 from .losses import INPUT_KINDS
 from .selection import DevEvaluator
@@ -121,15 +121,7 @@ def train_contrastive(
         raise UserError(f"{config_path} [training]: epochs and batch_size must be >= 1")
     check_output_dir(output_dir, overwrite)
 
-    corpus = read_corpus(corpus_dir)
-    train, dev = corpus.train, corpus.dev
-    if dev is None:
-        train, dev = carve_dev(train, settings.dev_fraction, settings.seed)
-        corpus.dev_carved = True
-        _say(f"[contrastive] {corpus_dir}: no dev.jsonl; carved a stratified dev set of {len(dev)} examples off train (seed {settings.seed}); training on the other {len(train)}")
-    n_classes = len({x for labs in train.labels for x in labs})
-    if n_classes < 2:
-        raise UserError(f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}")
+    corpus, train, dev, n_classes = load_train_dev(corpus_dir, settings.dev_fraction, settings.seed, "contrastive")
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)

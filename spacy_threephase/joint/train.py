@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy
 
 from ..config import load_config, resolve_section
-from ..contrastive.corpus import carve_dev, read_corpus
+from ..contrastive.corpus import load_train_dev
 from ..contrastive.embedding import embed
 from ..contrastive.labels import LabelIndex
 from ..contrastive.losses import INPUT_KINDS
@@ -185,15 +185,7 @@ def train_joint(
         enc_cfg.name = config.setdefault("encoder", {})["name"] = str(encoder)
     check_output_dir(output_dir, overwrite)
 
-    corpus = read_corpus(corpus_dir)
-    train, dev = corpus.train, corpus.dev
-    if dev is None:
-        train, dev = carve_dev(train, settings.dev_fraction, settings.seed)
-        corpus.dev_carved = True
-        _say(f"[joint] {corpus_dir}: no dev.jsonl; carved a stratified dev set of {len(dev)} examples off train (seed {settings.seed})")
-    n_classes = len({x for labs in train.labels for x in labs})
-    if n_classes < 2:
-        raise UserError(f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}")
+    corpus, train, dev, n_classes = load_train_dev(corpus_dir, settings.dev_fraction, settings.seed, "joint")
     dae_texts, dae_source = _dae_texts(joint, corpus_dir, train.texts)
 
     if settings.torch_threads:
