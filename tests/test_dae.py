@@ -106,7 +106,10 @@ def test_decoder_sees_the_text_only_through_the_pooled_vector(tiny_encoder_dir):
         a = dae.encode(batch(enc, ["jazz kitchen"]))
         b = dae.encode(batch(enc, ["will it rain in london"]))
         assert not torch.allclose(a, b)
-        assert not torch.allclose(dae.reconstruction_loss(a, clean), dae.reconstruction_loss(b, clean))
+        # the vector does reach the decoder (a freshly initialised cross-attention moves the
+        # logits only slightly, so compare them exactly rather than with a tolerance)
+        ids, mask = clean["input_ids"][:, :-1], clean["attention_mask"][:, :-1]
+        assert (dae.decode(a, ids, mask) - dae.decode(b, ids, mask)).abs().max() > 0
         # two different noisy inputs, the same vector swapped in -> identical decoder output
         dae.encode = lambda features: a
         loss_a = dae(batch(enc, ["jazz kitchen"]), clean)
