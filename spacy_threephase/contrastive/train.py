@@ -79,6 +79,14 @@ def _clean(obj):
     return obj
 
 
+def correct_imbalance(correction, train, hierarchical: bool, seed: int, tag: str):
+    """Apply the imbalance correction (logging the class sizes); returns the corrected split,
+    its label index and the text keys the pair sampler uses to skip self-pairs."""
+    corrected = correction(train.texts, train.labels, seed=seed)
+    _say(f"[{tag}] imbalance correction (class sizes before -> after):\n" + corrected.format_table())
+    return corrected, LabelIndex(corrected.labels, hierarchical=hierarchical), _text_keys(corrected.texts)
+
+
 def _fmt(metrics: Dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
@@ -126,10 +134,7 @@ def train_contrastive(
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     set_seed(settings.seed)
-    corrected = correction(train.texts, train.labels, seed=settings.seed)
-    _say("[contrastive] imbalance correction (class sizes before -> after):\n" + corrected.format_table())
-    index = LabelIndex(corrected.labels, hierarchical=corpus.hierarchical)
-    keys = _text_keys(corrected.texts)
+    corrected, index, keys = correct_imbalance(correction, train, corpus.hierarchical, settings.seed, "contrastive")
     texts = corrected.texts
 
     enc = load_encoder(enc_cfg.name, pooling=enc_cfg.pooling, max_length=enc_cfg.max_length)

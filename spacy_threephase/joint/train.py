@@ -26,7 +26,7 @@ from ..contrastive.embedding import embed
 from ..contrastive.labels import LabelIndex
 from ..contrastive.losses import INPUT_KINDS
 from ..contrastive.selection import DevEvaluator
-from ..contrastive.train import ContrastiveSettings, EncoderSection, _clean, _fmt, _text_keys
+from ..contrastive.train import ContrastiveSettings, EncoderSection, _clean, _fmt, _text_keys, correct_imbalance
 from ..dae.model import DenoisingAutoEncoder, build_decoder
 from ..dae.train import read_texts
 from ..encoder import load_encoder, save_encoder, tokenize
@@ -191,10 +191,7 @@ def train_joint(
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     set_seed(settings.seed)
-    corrected = correction(train.texts, train.labels, seed=settings.seed)
-    _say("[joint] imbalance correction (class sizes before -> after):\n" + corrected.format_table())
-    index = LabelIndex(corrected.labels, hierarchical=corpus.hierarchical)
-    keys = _text_keys(corrected.texts)
+    corrected, index, keys = correct_imbalance(correction, train, corpus.hierarchical, settings.seed, "joint")
     texts = corrected.texts
 
     enc = load_encoder(enc_cfg.name, pooling=enc_cfg.pooling, max_length=enc_cfg.max_length)
