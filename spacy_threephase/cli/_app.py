@@ -8,7 +8,7 @@ from ..errors import UserError
 
 app = typer.Typer(
     name="threephase",
-    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive) and evaluation for spaCy text classifiers.",
+    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive), evaluation, the Joint variant, ablations and plots for spaCy text classifiers. Phase 3 is `python -m spacy train configs/textcat.cfg`.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,7 +34,7 @@ def friendly_errors(func):
 
 @app.callback()
 def _group() -> None:
-    """spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive) and evaluation.
+    """spacy-threephase: data, phase 1 (DAE), phase 2 (contrastive), evaluation, Joint, ablations, plots.
 
     Phase 3 is an ordinary `python -m spacy train` run with configs/textcat.cfg.
     """
