@@ -206,7 +206,7 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
         }
         _say(f"[ablation] seed {seed}: phase 3 for {VARIANTS[variant]} from {enc} ...")
         t = time.time()
-        (train_textcat or _spacy_train)(s.textcat_config, model_dir, overrides, s.gpu_id)
+        (train_textcat or _train_phase3)(s.textcat_config, model_dir, overrides, s.gpu_id)
         ft_seconds = time.time() - t
         metrics = _evaluate(model_dir / "model-best", corpus / "test.spacy")
         phase_seconds = {step: seconds[step] for step in recipe}
@@ -231,10 +231,11 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
     return results
 
 
-def _spacy_train(config_path: Path, output: Path, overrides: Dict[str, Any], gpu_id: int) -> None:
-    from spacy.cli.train import train
+def _train_phase3(config_path: Path, output: Path, overrides: Dict[str, Any], gpu_id: int) -> None:
+    """Phase 3 as the project's `train` step runs it (no checkpoints: runs are short)."""
+    from .finetune import train_pipeline
 
-    train(config_path, output, use_gpu=gpu_id, overrides=overrides)
+    train_pipeline(config_path, output, overrides=overrides, use_gpu=gpu_id, overwrite=True, checkpoint_every=0)
 
 
 def _evaluate(model_dir: Path, test_path: Path) -> Dict[str, Any]:

@@ -7,7 +7,7 @@ from spacy_transformers.layers import TransformerListener
 from thinc.api import Gelu, HardSwish, Linear, Logistic, Mish, Model, Relu, Softmax, Swish, chain
 from thinc.types import Floats2d
 
-from .encoder import resolve_encoder
+from .encoder import _load_error, resolve_encoder
 from .errors import UserError
 from .layers import sentence_pooling
 
@@ -101,9 +101,13 @@ def build_transformer_model(
     hf_init = model.init
 
     def init(model: Model, X=None, Y=None):
-        if not model.attrs["has_transformer"]:
-            model.attrs["name"] = resolve_encoder(model.attrs["name"])
-        return hf_init(model, X=X, Y=Y)
+        if model.attrs["has_transformer"]:
+            return hf_init(model, X=X, Y=Y)
+        model.attrs["name"] = resolve_encoder(model.attrs["name"])
+        try:
+            return hf_init(model, X=X, Y=Y)
+        except OSError as err:  # hub name not reachable / not cached, broken model directory
+            raise _load_error(model.attrs["name"], err) from None
 
     model.init = init
     return model

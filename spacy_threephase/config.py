@@ -5,8 +5,8 @@ from typing import Any, Dict, Optional, Union
 from .errors import UserError
 
 
-def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None):
-    """Read a .cfg file, apply `section.key` overrides, interpolate variables."""
+def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None, *, interpolate: bool = True):
+    """Read a .cfg file, apply `section.key` overrides, interpolate variables (unless told not to)."""
     from confection import ConfigValidationError
     from spacy import util
 
@@ -14,9 +14,9 @@ def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
     if not path.exists():
         raise UserError(f"{path}: config file does not exist")
     try:
-        return util.load_config(path, overrides=overrides or {}, interpolate=True)
+        return util.load_config(path, overrides=overrides or {}, interpolate=interpolate)
     except ConfigValidationError as err:
-        raise UserError(f"{path}: {_validation_summary(err)}") from None
+        raise UserError(f"{path}: {validation_summary(err)}") from None
     except Exception as err:  # confection parse errors: configparser / ValueError / KeyError
         raise UserError(f"{path}: cannot read config: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
 
@@ -31,7 +31,7 @@ def resolve_section(config, key: str, path: Union[str, Path]) -> Any:
     try:
         return registry.resolve({key: config[key]}, validate=True)[key]
     except ConfigValidationError as err:
-        raise UserError(f"{path}: [{key}] {_validation_summary(err)}") from None
+        raise UserError(f"{path}: [{key}] {validation_summary(err)}") from None
     except Exception as err:  # registry lookups: unknown function names
         raise UserError(f"{path}: [{key}] {str(err).strip().splitlines()[0]}") from None
 
@@ -42,7 +42,7 @@ def catalogue_error():
     return catalogue.RegistryError
 
 
-def _validation_summary(err) -> str:
+def validation_summary(err) -> str:
     parts = []
     for e in getattr(err, "errors", None) or []:
         loc = ".".join(str(p) for p in e.get("loc", ()))

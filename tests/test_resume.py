@@ -169,6 +169,41 @@ def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_
     assert not checkpoint_dir_for(out).exists()
 
 
+JOINT_CONFIG = REPO / "configs" / "joint.cfg"
+
+
+def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path, monkeypatch):
+    """Joint (both losses, its own DAE batch stream and noise RNG): interrupted in epoch 2
+    after the checkpoint at step 6, the same call resumes and ends with the weights and
+    per-epoch losses of an uninterrupted run."""
+    import spacy_threephase.training as training
+    from spacy_threephase.joint.train import train_joint
+
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "texts.txt").write_text("\n".join(TINY_TEXTS * 2) + "\n", encoding="utf8")  # 24 DAE texts: rounds span epochs
+    settings = {**CL_SETTINGS, "training.batch_size": 1, "joint.dae_batch_size": 5}
+    train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
+    out = tmp_path / "out"
+    steps = []
+
+    def interrupt_at_step_7():
+        steps.append(1)
+        if len(steps) == 7:
+            raise Interrupted()
+
+    monkeypatch.setattr(training, "_test_fault_hook", interrupt_at_step_7)
+    with pytest.raises(Interrupted):
+        train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
+    monkeypatch.undo()
+    assert not out.exists()
+    assert torch.load(checkpoint_dir_for(out) / "checkpoint.pt", weights_only=False)["step"] == 6
+    train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
+    assert_same_weights(out, tmp_path / "ref")
+    strip = lambda m: [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]
+    assert strip(json.loads((out / "metrics.json").read_text())) == strip(json.loads((tmp_path / "ref" / "metrics.json").read_text()))
+    assert not checkpoint_dir_for(out).exists()
+
+
 def test_checkpoint_of_other_inputs_is_not_used(tiny_encoder_dir, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")

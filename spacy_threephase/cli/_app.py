@@ -8,7 +8,7 @@ from ..errors import UserError
 
 app = typer.Typer(
     name="threephase",
-    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive), evaluation, the Joint variant, ablations and plots for spaCy text classifiers. Phase 3 is `python -m spacy train configs/textcat.cfg`.",
+    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive), phase 3 (train: spaCy's training loop with checkpoints), evaluation, the Joint variant, ablations and plots for spaCy text classifiers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -34,7 +34,8 @@ def friendly_errors(func):
 
 @app.callback()
 def _group() -> None:
-    """spacy-threephase: data, phase 1 (DAE), phase 2 (contrastive), evaluation, Joint, ablations, plots.
+    """spacy-threephase: data, phase 1 (DAE), phase 2 (contrastive), phase 3 (train), evaluation, Joint, ablations, plots.
 
-    Phase 3 is an ordinary `python -m spacy train` run with configs/textcat.cfg.
+    Phase 3 (`train`) takes an ordinary spaCy training config (configs/textcat.cfg); plain
+    `python -m spacy train` works with it too, without checkpoints.
     """

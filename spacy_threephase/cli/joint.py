@@ -17,6 +17,7 @@ def joint_cli(
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Encoder to start from; overrides \\[encoder] name"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
     gpu_id: Optional[int] = typer.Option(None, "--gpu-id", "-g", help="CUDA device (-1 = CPU); overrides \\[training] gpu_id"),
+    resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Continue from OUTPUT_DIR.checkpoint/ (default: automatically when it belongs to the same config and inputs); --no-resume starts again"),
 ):
     """Joint ablation: one run over dae_weight * L_DAE + cl_weight * L_CL on a shared encoder.
 
@@ -33,5 +34,5 @@ def joint_cli(
         raise UserError(f"cannot parse config overrides {' '.join(ctx.args)!r}; use --section.key value") from None
     if gpu_id is not None:
         overrides["training.gpu_id"] = gpu_id
-    train_joint(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite)
+    train_joint(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, resume=resume)
     typer.echo(f"✔ Saved the joint encoder to {output_dir}")

@@ -31,8 +31,18 @@ from ..dae.model import DenoisingAutoEncoder, build_decoder
 from ..dae.train import read_texts
 from ..encoder import load_encoder, save_encoder, tokenize
 from ..errors import UserError
-from ..outputs import atomic_output_dir, check_output_dir
-from ..training import Trainer, best_record, set_seed, settings_from_section
+from ..outputs import check_output_dir, output_dir_for_rank
+from ..training import (
+    Trainer,
+    best_record,
+    checkpoint_dir_for,
+    config_fingerprint_text,
+    distributed_barrier,
+    fingerprint,
+    is_main_process,
+    set_seed,
+    settings_from_section,
+)
 
 SECTIONS = ("encoder", "training", "noise", "pairs", "imbalance", "loss", "joint")
 CONFIG_FILE = "config.cfg"
@@ -65,10 +75,18 @@ class JointStep:
         self.cl_texts, self.index = cl_texts, index
         self.dae_weight, self.cl_weight = float(dae_weight), float(cl_weight)
         self.device = device
-        self.order_rng = random.Random(seed)
+        self.seed = seed
         self.noise_rng = random.Random(seed + 1)
-        self._dae_queue: List[str] = []
+        self._order_cache: Dict[int, List[int]] = {}
         self.components: List[tuple] = []  # (L_DAE, L_CL) per step, floats
+
+    # checkpoints (the Trainer's rng_objects): the noise RNG and this epoch's loss parts
+    def getstate(self):
+        return {"noise": self.noise_rng.getstate(), "components": list(self.components)}
+
+    def setstate(self, state) -> None:
+        self.noise_rng.setstate(state["noise"])
+        self.components = [tuple(c) for c in state["components"]]
 
     def _features(self, texts: List[str]):
         feats = tokenize(self.enc.tokenizer, texts, self.enc.max_length)
@@ -76,15 +94,20 @@ class JointStep:
             feats = {k: v.to(self.device, non_blocking=True) for k, v in feats.items()}
         return feats
 
-    def next_dae_batch(self, dae_texts: List[str], size: int) -> List[str]:
+    def dae_batch(self, dae_texts: List[str], size: int, index: int) -> List[str]:
+        """The `index`-th DAE batch of a stream that goes through the texts in a new random
+        order each round: a function of (seed, index) only, so a resumed run gets the same."""
+        import random
+
+        n = len(dae_texts)
         out: List[str] = []
-        while len(out) < size:
-            if not self._dae_queue:
-                self._dae_queue = list(dae_texts)
-                self.order_rng.shuffle(self._dae_queue)
-            take = min(size - len(out), len(self._dae_queue))
-            out.extend(self._dae_queue[:take])
-            del self._dae_queue[:take]
+        for pos in range(index * size, (index + 1) * size):
+            rnd, i = divmod(pos, n)
+            if rnd not in self._order_cache:
+                order = list(range(n))
+                random.Random(self.seed * 100003 + rnd).shuffle(order)
+                self._order_cache = {rnd: order}  # only the current round is kept
+            out.append(dae_texts[self._order_cache[rnd][i]])
         return out
 
     def dae_loss(self, texts: List[str]):
@@ -172,8 +195,12 @@ def train_joint(
     encoder: Optional[str] = None,
     overrides: Optional[Dict[str, Any]] = None,
     overwrite: bool = False,
+    resume: Optional[bool] = None,
 ) -> Dict[str, Any]:
     """Train the encoder on dae_weight * L_DAE + cl_weight * L_CL; write it to `output_dir`.
+
+    resume: None = continue from `<output_dir>.checkpoint/` when it belongs to the same config
+    and inputs; True = require such a checkpoint; False = start from scratch.
 
     Returns the metrics summary (also written to OUTPUT_DIR/metrics.json).
     """
@@ -227,10 +254,22 @@ def train_joint(
         else:
             order = numpy.random.default_rng(settings.seed + epoch).permutation(len(texts)).tolist()
             cl_batches = [order[i : i + bs] for i in range(0, len(order), bs)]
-        return [_JointBatch((step.next_dae_batch(dae_texts, dae_bs), b)) for b in cl_batches]
+        first = epoch * steps_per_epoch
+        return [_JointBatch((step.dae_batch(dae_texts, dae_bs, first + i), b)) for i, b in enumerate(cl_batches)]
 
-    with atomic_output_dir(output_dir, overwrite) as tmp:
-        trainer = Trainer(model, settings, steps_per_epoch=steps_per_epoch, desc="joint", log_path=tmp / "training_log.jsonl")
+    fp = fingerprint(config_fingerprint_text(config), [corpus_dir] + ([Path(joint.dae_texts)] if joint.dae_texts not in (None, "", "auto") else []), {"encoder": enc.path})
+    with output_dir_for_rank(output_dir, overwrite) as tmp:
+        trainer = Trainer(
+            model,
+            settings,
+            steps_per_epoch=steps_per_epoch,
+            desc="joint",
+            log_path=tmp / "training_log.jsonl",
+            checkpoint_dir=checkpoint_dir_for(output_dir) if settings.checkpoint_every else None,
+            fingerprint=fp,
+            resume=resume,
+            rng_objects={"joint_step": step},
+        )
         step.device = trainer.device
         evaluator = DevEvaluator(enc, trainer.device, train.texts, train.keys, dev.texts, dev.keys, dev_pairs, k=settings.knn_k, batch_size=settings.eval_batch_size)
         baseline = evaluator.metrics()
@@ -281,6 +320,10 @@ def train_joint(
         corrected.write(tmp / "imbalance.json", correction.settings if hasattr(correction, "settings") else {})
         (tmp / "metrics.json").write_text(json.dumps(_clean(summary), indent=2, default=float), encoding="utf8")
         config.to_disk(tmp / CONFIG_FILE)
+    trainer.remove_checkpoint()
+    distributed_barrier()
+    if not is_main_process():
+        return summary
     if best is not None:
         _say(f"[joint] best epoch {best.epoch}: {_fmt(best.extra)} (before training: knn_acc {baseline['knn_acc']:.4f})")
     _say(f"[joint] saved the encoder to {output_dir}")

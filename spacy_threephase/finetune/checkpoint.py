@@ -1,0 +1,98 @@
+"""Phase 3's checkpoint directory, `<output>.checkpoint/`:
+
+    checkpoint.pt     the training state after some step (weights, optimizer, RNGs, history)
+    best-00000150/    model-best as of step 150 (a complete spaCy pipeline directory)
+
+Each is written under a temporary name and renamed into place, so a kill at any moment
+leaves the last complete checkpoint. A best-* directory newer than checkpoint.pt may exist
+(a new best found after the last checkpoint); a resumed run removes it and finds it again.
+"""
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from ..errors import UserError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class CheckpointDir:
+    def __init__(self, path: Path, fingerprint: str):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.best: Optional[str] = None  # the best-* directory of the current run
+        self._kept: Optional[str] = None  # the best-* directory the last checkpoint refers to
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    def load(self, resume: Optional[bool]) -> Optional[Dict[str, Any]]:
+        """The saved state when there is one to continue from (see `resume` in train_pipeline)."""
+        import torch
+
+        if resume is False or not self.state_file.exists():
+            if resume:
+                raise UserError(f"--resume: no checkpoint at {self.state_file}")
+            self.discard()
+            return None
+        try:
+            state = torch.load(self.state_file, map_location="cpu", weights_only=False)
+        except Exception as err:
+            raise UserError(f"{self.state_file}: cannot read the checkpoint ({err}); delete {self.path} to start again") from None
+        if state.get("fingerprint") != self.fingerprint:
+            if resume:
+                raise UserError(f"{self.state_file}: the checkpoint is from another config or other input files; delete {self.path} or leave out --resume to start again")
+            print(f"[phase 3] {self.path}: checkpoint is from another config or other inputs; starting from scratch", file=sys.stderr, flush=True)
+            self.discard()
+            return None
+        self.best = self._kept = state.get("best")
+        if self.best is not None and not (self.path / self.best).is_dir():
+            raise UserError(f"{self.path / self.best}: missing from the checkpoint; delete {self.path} to start again")
+        self._prune()
+        return state
+
+    def discard(self) -> None:
+        if self.path.exists():
+            shutil.rmtree(self.path)
+
+    def save_best(self, nlp, step: int) -> None:
+        """Write model-best as of `step`."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        name = f"best-{step:08d}"
+        tmp = self.path / f".{name}.tmp-{os.getpid()}"
+        nlp.to_disk(tmp)
+        if (self.path / name).exists():  # left by a killed run that got past this step
+            shutil.rmtree(self.path / name)
+        tmp.rename(self.path / name)
+        self.best = name
+        self._prune()
+
+    def save_state(self, state: Dict[str, Any]) -> None:
+        import torch
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        state = {**state, "fingerprint": self.fingerprint, "best": self.best}
+        tmp = self.path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
+        with tmp.open("wb") as fh:
+            torch.save(state, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.state_file)
+        self._kept = self.best
+        self._prune()
+
+    def best_dir(self) -> Optional[Path]:
+        return self.path / self.best if self.best else None
+
+    def _prune(self) -> None:
+        """Keep the current best and the one the checkpoint refers to; drop leftovers."""
+        if not self.path.exists():
+            return
+        for p in self.path.iterdir():
+            if p.name.startswith(".") and ".tmp-" in p.name:
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+            elif p.name.startswith("best-") and p.name not in (self.best, self._kept):
+                shutil.rmtree(p, ignore_errors=True)

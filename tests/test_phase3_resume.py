@@ -1,0 +1,236 @@
+"""Phase 3 (`spacy threephase train`): killed with SIGKILL and started again with the same
+command, it continues from its checkpoint and ends with the weights and scores of an
+uninterrupted run; an existing output is never touched by a run that does not finish."""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import spacy
+import torch
+from spacy.tokens import DocBin
+
+import spacy_threephase.finetune.loop as loop
+from spacy_threephase.errors import UserError
+from spacy_threephase.finetune import train_pipeline
+from spacy_threephase.training import checkpoint_dir_for
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "textcat.cfg"
+
+LABELLED = [
+    ("play some jazz music in the kitchen", "music"),
+    ("play the new album by the beatles", "music"),
+    ("add this song to my workout playlist", "music"),
+    ("what is the weather like in paris tomorrow", "weather"),
+    ("will it rain in london this weekend", "weather"),
+    ("how hot will it be on friday", "weather"),
+    ("book a table for two at an italian restaurant", "food"),
+    ("reserve a restaurant near me for tonight", "food"),
+    ("find me a cheap place to eat sushi", "food"),
+    ("set an alarm for seven in the morning", "alarm"),
+    ("wake me up at six tomorrow", "alarm"),
+    ("turn off the alarm please", "alarm"),
+]
+PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"]
+
+
+def write_corpus(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    nlp = spacy.blank("en")
+    labels = sorted({y for _, y in LABELLED})
+    for split, rows in (("train", LABELLED), ("dev", LABELLED[::2])):
+        db = DocBin()
+        for text, label in rows:
+            doc = nlp.make_doc(text)
+            doc.cats = {lab: float(lab == label) for lab in labels}
+            db.add(doc)
+        db.to_disk(path / f"{split}.spacy")
+    return path
+
+
+def settings(corpus: Path, encoder: Path) -> dict:
+    # 12 texts in batches of 4: 3 steps an epoch, 5 epochs = 15 steps (0-14); dev every 2
+    return {
+        "paths.train": str(corpus / "train.spacy"),
+        "paths.dev": str(corpus / "dev.spacy"),
+        "paths.encoder": str(encoder),
+        "training.max_epochs": 5,
+        "training.eval_frequency": 2,
+        "training.patience": 0,
+        "training.batcher.size": 4,
+        "training.optimizer.warmup_steps": 3,
+        "training.optimizer.learn_rate": 0.01,
+        "training.optimizer.encoder_learn_rate": 0.001,
+        "components.textcat.model.hidden_width": 8,
+    }
+
+
+def cli_args(overrides: dict) -> list:
+    out = []
+    for key, value in overrides.items():
+        out += [f"--{key}", str(value)]
+    return out
+
+
+def digest(directory: Path) -> dict:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def outcome(model_dir: Path):
+    """What a run ends with: its dev scores, its predictions and every transformer weight."""
+    nlp = spacy.load(model_dir)
+    meta = json.loads((model_dir / "meta.json").read_text())
+    cats = [doc.cats for doc in nlp.pipe(PROBE)]
+    weights = nlp.get_pipe("transformer").model.transformer.state_dict()
+    return meta["performance"], cats, weights
+
+
+def assert_same_outcome(a: Path, b: Path) -> None:
+    perf_a, cats_a, w_a = outcome(a)
+    perf_b, cats_b, w_b = outcome(b)
+    assert perf_a == perf_b
+    for x, y in zip(cats_a, cats_b):
+        assert x.keys() == y.keys()
+        assert all(abs(x[k] - y[k]) < 1e-6 for k in x), (x, y)
+    assert w_a.keys() == w_b.keys()
+    for key in w_a:
+        assert torch.allclose(w_a[key], w_b[key], atol=1e-6), key
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_encoder_dir, tmp_path_factory):
+    """An uninterrupted run (and the data it used)."""
+    root = tmp_path_factory.mktemp("phase3")
+    corpus = write_corpus(root / "corpus")
+    overrides = settings(corpus, tiny_encoder_dir)
+    out = train_pipeline(CONFIG, root / "ref", overrides=overrides, checkpoint_every=4)
+    return root, overrides, out
+
+
+def test_uninterrupted_run_writes_both_models_and_no_checkpoint(reference):
+    root, overrides, out = reference
+    assert (out / "model-best" / "meta.json").exists() and (out / "model-last" / "meta.json").exists()
+    assert not checkpoint_dir_for(out).exists()
+    assert not [p for p in root.iterdir() if ".tmp-" in p.name]
+    nlp = spacy.load(out / "model-best")
+    cats = nlp("wake me up at seven").cats
+    assert set(cats) == {"alarm", "food", "music", "weather"} and abs(sum(cats.values()) - 1) < 1e-5
+
+
+def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
+    root, overrides, ref = reference
+    out = tmp_path / "out"
+    shutil.copytree(ref, out)  # a good output already in place: the killed --overwrite run must not touch it
+    before = digest(out)
+    cmd = [sys.executable, "-m", "spacy_threephase", "train", str(CONFIG), "--output", str(out), "--overwrite", "--checkpoint-every", "4", *cli_args(overrides)]
+    checkpoint = checkpoint_dir_for(out) / "checkpoint.pt"
+    env = dict(os.environ, SPACY_THREEPHASE_TEST_STEP_DELAY="0.3")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    deadline = time.time() + 120
+    try:
+        while not checkpoint.exists():
+            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert digest(out) == before
+    saved = torch.load(checkpoint, weights_only=False)
+    assert saved["step"] in (3, 7, 11)  # checkpoints after every 4th step
+    from typer.testing import CliRunner
+
+    from spacy_threephase.cli import app
+
+    result = CliRunner().invoke(app, cmd[3:])  # the same command again
+    assert result.exit_code == 0, result.output
+    assert "resuming from" in result.output
+    assert_same_outcome(out / "model-last", ref / "model-last")
+    assert_same_outcome(out / "model-best", ref / "model-best")
+    assert not checkpoint_dir_for(out).exists()
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def test_interrupted_after_a_new_best_resumes_from_the_checkpoint(reference, tmp_path, monkeypatch):
+    """Stopped at step 10 (last checkpoint after step 7; dev evaluations at 8 and 10 may have
+    written newer best-* directories): no output appears, and the same call again ends like
+    the uninterrupted run, model-best included."""
+    root, overrides, ref = reference
+    out = tmp_path / "out"
+    steps = []
+
+    def stop_at_step_10():
+        steps.append(1)
+        if len(steps) == 11:
+            raise Interrupted()
+
+    monkeypatch.setattr(loop, "_test_fault_hook", stop_at_step_10)
+    with pytest.raises(Interrupted):
+        train_pipeline(CONFIG, out, overrides=overrides, checkpoint_every=4)
+    monkeypatch.undo()
+    assert not out.exists()
+    ckpt = checkpoint_dir_for(out)
+    assert torch.load(ckpt / "checkpoint.pt", weights_only=False)["step"] == 7
+    train_pipeline(CONFIG, out, overrides=overrides, checkpoint_every=4)
+    assert_same_outcome(out / "model-last", ref / "model-last")
+    assert_same_outcome(out / "model-best", ref / "model-best")
+    assert not ckpt.exists()
+
+
+def test_existing_output_needs_overwrite_and_checkpoint_must_match(reference, tmp_path):
+    root, overrides, ref = reference
+    with pytest.raises(UserError, match="--overwrite"):
+        train_pipeline(CONFIG, ref, overrides=overrides)
+    out = tmp_path / "out"
+    ckpt = checkpoint_dir_for(out)
+    ckpt.mkdir()
+    torch.save({"fingerprint": "another run"}, ckpt / "checkpoint.pt")
+    with pytest.raises(UserError, match="another config or other input files"):
+        train_pipeline(CONFIG, out, overrides=overrides, resume=True)
+    with pytest.raises(UserError, match="no checkpoint"):
+        train_pipeline(CONFIG, tmp_path / "other", overrides=overrides, resume=True)
+
+
+def test_bad_settings_are_one_line_errors(reference, tmp_path, tiny_encoder_dir):
+    root, overrides, ref = reference
+    with pytest.raises(UserError, match=r"nothere\.spacy: training data not found \(paths\.train\)"):
+        train_pipeline(CONFIG, tmp_path / "a", overrides={**overrides, "paths.train": str(tmp_path / "nothere.spacy")})
+    with pytest.raises(UserError, match=r"textcat\.cfg: invalid config: .*max_epochs"):
+        train_pipeline(CONFIG, tmp_path / "b", overrides={**overrides, "training.max_epochs": "many"})
+    with pytest.raises(UserError, match=r"textcat\.cfg: \[training\] no_such_setting: unknown setting"):
+        train_pipeline(CONFIG, tmp_path / "c", overrides={**overrides, "training.no_such_setting": 1})
+    with pytest.raises(UserError, match=r"textcat\.cfg: invalid config: .*hidden_widht"):
+        train_pipeline(CONFIG, tmp_path / "c", overrides={**overrides, "components.textcat.model.hidden_widht": 8})
+    with pytest.raises(UserError, match=r"encoder directory does not exist"):
+        train_pipeline(CONFIG, tmp_path / "d", overrides={**overrides, "paths.encoder": str(tmp_path / "no_encoder")})
+    assert not any((tmp_path / name).exists() for name in "abcd")
+
+
+def test_offline_hub_name_through_spacy_cli_is_one_line(reference, tmp_path):
+    """`python -m spacy threephase train` with a hub name that is not cached, offline: exit 1
+    and one line saying so and how to point at a local directory (no torch traceback)."""
+    root, overrides, ref = reference
+    args = cli_args({**overrides, "paths.encoder": "some-org/surely-not-a-cached-model"})
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "spacy", "threephase", "train", str(CONFIG), "--output", str(tmp_path / "out"), *args],
+                          env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert err[-1].startswith("✘ some-org/surely-not-a-cached-model: cannot load encoder: offline mode is on"), proc.stderr
+    assert "local directory" in err[-1]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
