@@ -257,7 +257,7 @@ def train_joint(
         first = epoch * steps_per_epoch
         return [_JointBatch((step.dae_batch(dae_texts, dae_bs, first + i), b)) for i, b in enumerate(cl_batches)]
 
-    fp = fingerprint(config_fingerprint_text(config), [corpus_dir] + ([Path(joint.dae_texts)] if joint.dae_texts not in (None, "", "auto") else []), {"encoder": enc.path})
+    fp = fingerprint(config_fingerprint_text(config), [corpus_dir] + ([Path(joint.dae_texts)] if joint.dae_texts not in (None, "", "auto", "train") else []), {"encoder": enc.path})
     with output_dir_for_rank(output_dir, overwrite) as tmp:
         trainer = Trainer(
             model,
