@@ -1,0 +1,23 @@
+"""project.yml as weasel reads it: every dependency of every command is a file that is in the
+repository or that an earlier command of one of the workflows writes (a missing one makes
+`spacy project run` stop with "Missing dependency")."""
+from pathlib import Path
+
+from weasel.util import load_project_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_dependency_exists_or_is_made_by_an_earlier_step():
+    config = load_project_config(REPO)
+    commands = {cmd["name"]: cmd for cmd in config["commands"]}
+    for name, steps in config["workflows"].items():
+        made = set()
+        for step in steps:
+            cmd = commands[step]
+            for dep in cmd.get("deps", []):
+                path = Path(dep)
+                assert ", " not in dep, f"{step}: deps interpolated into one string: {dep!r}"
+                assert (REPO / path).exists() or path in made, f"workflow {name}, step {step}: missing dependency {dep}"
+            made.update(Path(out) for out in cmd.get("outputs", []))
+            made.update(Path(out).parent for out in cmd.get("outputs", []))
