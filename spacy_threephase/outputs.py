@@ -51,6 +51,22 @@ def atomic_output_dir(path: Union[str, Path], overwrite: bool = False) -> Iterat
             old.unlink()
 
 
+def atomic_torch_save(obj, path: Union[str, Path]) -> None:
+    """torch.save to a temporary file, flushed to disk, then renamed over `path`: a crash at
+    any moment leaves either the old file or the new one, never half of one."""
+    import os
+
+    import torch
+
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    with tmp.open("wb") as fh:
+        torch.save(obj, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def output_dir_for_rank(path: Union[str, Path], overwrite: bool = False) -> Iterator[Path]:
     """atomic_output_dir on the process that writes (rank 0, or the only process); a throwaway

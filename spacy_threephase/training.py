@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Type, TypeVar, Union
 
 from .errors import UserError
+from .outputs import atomic_torch_save
 
 T = TypeVar("T")
 
@@ -330,8 +331,6 @@ class Trainer:
 
     def save_checkpoint(self, epoch: int, step_in_epoch: int, epoch_acc: Dict[str, float], best_score: float, best_state) -> None:
         """Write the whole training state atomically (tmp file + os.replace); rank 0 only."""
-        import torch
-
         if self.checkpoint_path is None or not self.is_main:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -351,12 +350,7 @@ class Trainer:
             "best_state": best_state,
             "history": [dict(r.__dict__) for r in self.history],
         }
-        tmp = self.checkpoint_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-        with tmp.open("wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.checkpoint_path)
+        atomic_torch_save(state, self.checkpoint_path)
         (self.checkpoint_dir / "fingerprint.txt").write_text(self.fingerprint + "\n", encoding="utf8")
 
     def _load_checkpoint(self) -> Optional[Dict[str, Any]]:

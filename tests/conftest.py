@@ -24,6 +24,24 @@ TINY_TEXTS = [
 ]
 
 
+def write_docbins(path: Path, splits) -> Path:
+    """Write {split}.spacy files for textcat from {split: [(text, label), ...]} (one label each)."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    path.mkdir(parents=True, exist_ok=True)
+    nlp = spacy.blank("en")
+    labels = sorted({label for rows in splits.values() for _, label in rows})
+    for split, rows in splits.items():
+        db = DocBin()
+        for text, label in rows:
+            doc = nlp.make_doc(text)
+            doc.cats = {lab: float(lab == label) for lab in labels}
+            db.add(doc)
+        db.to_disk(path / f"{split}.spacy")
+    return path
+
+
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true", default=False, help="run slow end-to-end tests")
 

@@ -1,5 +1,4 @@
 """Phase 2 building blocks: imbalance ratio/correction, stop-word variants, pairs, losses."""
-import math
 import random
 import time
 import tracemalloc

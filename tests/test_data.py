@@ -114,6 +114,7 @@ def test_convert_single_file_carves_dev_and_test(tmp_path):
     src = write_jsonl(tmp_path / "all.jsonl", make_rows({"a": 50, "b": 30, "c": 20}))
     s1 = convert_dataset(src, tmp_path / "o1", seed=1)
     s2 = convert_dataset(src, tmp_path / "o2", seed=1)
+    assert {k: v for k, v in s2.items() if k != "output_dir"} == {k: v for k, v in s1.items() if k != "output_dir"}
     assert s1["carved"] == ["dev", "test"]
     assert s1["sizes"] == {"train": 80, "dev": 10, "test": 10}
     assert s1["counts"]["dev"] == {"a": 5, "b": 3, "c": 2} == s1["counts"]["test"]

@@ -6,7 +6,7 @@ import spacy
 import torch
 from safetensors.torch import load_file
 
-from conftest import TINY_TEXTS
+from conftest import TINY_TEXTS, write_docbins
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
 
@@ -58,17 +58,8 @@ def test_phase2_twice_identical_metrics(tiny_encoder_dir, tmp_path):
 
 def test_phase3_spacy_train_twice_identical_scores_and_outputs(tiny_encoder_dir, tmp_path):
     from spacy.cli.train import train
-    from spacy.tokens import DocBin
 
-    nlp = spacy.blank("en")
-    labels = sorted({y for _, y in LABELLED})
-    for split, rows in (("train", LABELLED), ("dev", LABELLED[::2])):
-        db = DocBin()
-        for text, label in rows:
-            doc = nlp.make_doc(text)
-            doc.cats = {lab: float(lab == label) for lab in labels}
-            db.add(doc)
-        db.to_disk(tmp_path / f"{split}.spacy")
+    write_docbins(tmp_path, {"train": LABELLED, "dev": LABELLED[::2]})
     overrides = {
         "paths.train": str(tmp_path / "train.spacy"),
         "paths.dev": str(tmp_path / "dev.spacy"),

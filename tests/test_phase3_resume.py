@@ -5,21 +5,20 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import spacy
 import torch
-from spacy.tokens import DocBin
 
 import spacy_threephase.finetune.loop as loop
 from spacy_threephase.errors import UserError
 from spacy_threephase.finetune import train_pipeline
 from spacy_threephase.training import checkpoint_dir_for
+from conftest import write_docbins
+from test_resume import Interrupted, interrupt_at, kill_after_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "textcat.cfg"
@@ -42,17 +41,7 @@ PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"
 
 
 def write_corpus(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    nlp = spacy.blank("en")
-    labels = sorted({y for _, y in LABELLED})
-    for split, rows in (("train", LABELLED), ("dev", LABELLED[::2])):
-        db = DocBin()
-        for text, label in rows:
-            doc = nlp.make_doc(text)
-            doc.cats = {lab: float(lab == label) for lab in labels}
-            db.add(doc)
-        db.to_disk(path / f"{split}.spacy")
-    return path
+    return write_docbins(path, {"train": LABELLED, "dev": LABELLED[::2]})
 
 
 def settings(corpus: Path, encoder: Path) -> dict:
@@ -131,21 +120,7 @@ def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
     before = digest(out)
     cmd = [sys.executable, "-m", "spacy_threephase", "train", str(CONFIG), "--output", str(out), "--overwrite", "--checkpoint-every", "4", *cli_args(overrides)]
     checkpoint = checkpoint_dir_for(out) / "checkpoint.pt"
-    env = dict(os.environ, SPACY_THREEPHASE_TEST_STEP_DELAY="0.3")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    deadline = time.time() + 120
-    try:
-        while not checkpoint.exists():
-            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
-            assert time.time() < deadline, "no checkpoint appeared"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    kill_after_checkpoint(cmd, checkpoint)
     assert digest(out) == before
     saved = torch.load(checkpoint, weights_only=False)
     assert saved["step"] in (3, 7, 11)  # checkpoints after every 4th step
@@ -161,24 +136,13 @@ def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
     assert not checkpoint_dir_for(out).exists()
 
 
-class Interrupted(BaseException):
-    pass
-
-
 def test_interrupted_after_a_new_best_resumes_from_the_checkpoint(reference, tmp_path, monkeypatch):
     """Stopped at step 10 (last checkpoint after step 7; dev evaluations at 8 and 10 may have
     written newer best-* directories): no output appears, and the same call again ends like
     the uninterrupted run, model-best included."""
     root, overrides, ref = reference
     out = tmp_path / "out"
-    steps = []
-
-    def stop_at_step_10():
-        steps.append(1)
-        if len(steps) == 11:
-            raise Interrupted()
-
-    monkeypatch.setattr(loop, "_test_fault_hook", stop_at_step_10)
+    interrupt_at(monkeypatch, loop, 11)
     with pytest.raises(Interrupted):
         train_pipeline(CONFIG, out, overrides=overrides, checkpoint_every=4)
     monkeypatch.undo()

@@ -1,5 +1,4 @@
 """Plots on the tiny encoder (skipped without matplotlib) and the missing-matplotlib message."""
-import json
 
 import pytest
 from typer.testing import CliRunner

@@ -80,7 +80,7 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.allclose(wa[key], wb[key], atol=1e-5), key
 
 
-def kill_after_checkpoint(cmd, checkpoint: Path, timeout: float = 90.0) -> None:
+def kill_after_checkpoint(cmd, checkpoint: Path, timeout: float = 120.0) -> None:
     """Start `cmd` slowed down to 0.15 s a step, SIGKILL it as soon as a checkpoint exists."""
     env = dict(os.environ, SPACY_THREEPHASE_TEST_STEP_DELAY="0.15")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
@@ -137,6 +137,18 @@ class Interrupted(BaseException):
     pass
 
 
+def interrupt_at(monkeypatch, module, n: int) -> None:
+    """Make `module`'s per-step fault hook raise Interrupted at the n-th step (1-based)."""
+    steps = []
+
+    def hook():
+        steps.append(1)
+        if len(steps) == n:
+            raise Interrupted()
+
+    monkeypatch.setattr(module, "_test_fault_hook", hook)
+
+
 def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
     """In-process (the SIGKILL path is covered for phase 1 above): an interruption after step 7
     (epoch 2; last checkpoint: step 6, after epoch 1's dev evaluation) leaves no output and no temporary directory; the same call again
@@ -146,14 +158,7 @@ def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_
     corpus = write_corpus(tmp_path / "corpus")
     train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     out = tmp_path / "out"
-    steps = []
-
-    def interrupt_at_step_7():
-        steps.append(1)
-        if len(steps) == 7:
-            raise Interrupted()
-
-    monkeypatch.setattr(training, "_test_fault_hook", interrupt_at_step_7)
+    interrupt_at(monkeypatch, training, 7)
     with pytest.raises(Interrupted):
         train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     monkeypatch.undo()
@@ -184,14 +189,7 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
     settings = {**CL_SETTINGS, "training.batch_size": 1, "joint.dae_batch_size": 5}
     train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
     out = tmp_path / "out"
-    steps = []
-
-    def interrupt_at_step_7():
-        steps.append(1)
-        if len(steps) == 7:
-            raise Interrupted()
-
-    monkeypatch.setattr(training, "_test_fault_hook", interrupt_at_step_7)
+    interrupt_at(monkeypatch, training, 7)
     with pytest.raises(Interrupted):
         train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
     monkeypatch.undo()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..errors import UserError
+from ..outputs import atomic_torch_save
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -71,16 +72,8 @@ class CheckpointDir:
         self._prune()
 
     def save_state(self, state: Dict[str, Any]) -> None:
-        import torch
-
         self.path.mkdir(parents=True, exist_ok=True)
-        state = {**state, "fingerprint": self.fingerprint, "best": self.best}
-        tmp = self.path / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-        with tmp.open("wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.state_file)
+        atomic_torch_save({**state, "fingerprint": self.fingerprint, "best": self.best}, self.state_file)
         self._kept = self.best
         self._prune()
 
