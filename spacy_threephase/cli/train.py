@@ -17,6 +17,7 @@ def train_cli(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists (only once the new one is complete)"),
     resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="Continue from OUTPUT.checkpoint/ (default: automatically when it belongs to the same config and inputs); --no-resume starts again"),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between resumable checkpoints in OUTPUT.checkpoint/ (0 = none)"),
+    code_path: Optional[Path] = typer.Option(None, "--code", "-c", help="Python file with extra registered functions to import first (as in spacy train)"),
 ):
     """Phase 3: train the pipeline like `spacy train`, with checkpoints and resume.
 
@@ -24,10 +25,14 @@ def train_cli(
     the same model-best/ and model-last/. Killed and started again with the same command, it
     continues from its last checkpoint and ends as an uninterrupted run would.
     """
-    from spacy.cli._util import parse_config_overrides
+    from spacy.cli._util import import_code, parse_config_overrides
 
+    from ..errors import UserError
     from ..finetune import train_pipeline
 
+    if code_path is not None and not code_path.is_file():
+        raise UserError(f"{code_path}: --code file does not exist")
+    import_code(code_path)
     overrides = parse_config_overrides(ctx.args)
     out = train_pipeline(config_path, output_dir, overrides=overrides, use_gpu=gpu_id, overwrite=overwrite, resume=resume, checkpoint_every=checkpoint_every)
     typer.echo(f"✔ Saved the pipeline to {out / 'model-best'} (best on dev) and {out / 'model-last'}")
