@@ -12,7 +12,7 @@ from spacy_threephase.data import convert_dataset, load_hf_dataset, read_split
 from spacy_threephase.data.corpus import create_jsonl_corpus
 from spacy_threephase.data.readers import Record
 from spacy_threephase.data.split import stratified_split
-from spacy_threephase.errors import UserError
+from spacy_threephase.errors import DataError, UserError
 
 
 def write_jsonl(path: Path, rows) -> Path:
@@ -93,6 +93,17 @@ def test_hierarchical_labels_kept(tmp_path):
     assert meta["hierarchical"] is True
     lines = [json.loads(l) for l in (tmp_path / "out" / "train.jsonl").read_text("utf8").splitlines()]
     assert {tuple(l["labels"]) for l in lines} == {("Sports/Football",), ("Sports/Tennis",), ("Politics/Europe",)}
+
+
+def test_flat_keeps_slash_labels_as_plain_classes(tmp_path):
+    rows = make_rows({"Sci/Tech": 6, "World": 6, "n/": 6})
+    src = write_jsonl(tmp_path / "in" / "data.jsonl", rows)
+    with pytest.raises(DataError, match="has an empty level"):
+        convert_dataset(src, tmp_path / "auto")
+    stats = convert_dataset(src, tmp_path / "out", hierarchical=False)
+    assert stats["hierarchical"] is False
+    assert json.loads((tmp_path / "out" / "labels.json").read_text("utf8"))["hierarchical"] is False
+    assert stats["labels"] == ["Sci/Tech", "World", "n/"]
 
 
 # --- carving -----------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ def data_command(
     seed: int = typer.Option(0, "--seed", help="Seed for carving dev/test"),
     lang: str = typer.Option("en", "--lang", help="spaCy language code for tokenisation"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory"),
+    hierarchical: Optional[bool] = typer.Option(None, "--hierarchical/--flat", help="Labels with '/' are levels of a hierarchy (Sports/Football: pairs that share only the top level count as half similar in phase 2) or flat classes (Sci/Tech); default: hierarchical when any label has '/'"),
 ) -> None:
     """Read a data set and write train/dev/test .spacy files plus texts.txt for phase 1."""
     stats = convert_dataset(
         source, output_dir, text_field=text_field, label_field=label_field, label_sep=label_sep,
-        hf_config=hf_config, dev_ratio=dev_ratio, test_ratio=test_ratio, seed=seed, overwrite=overwrite, lang=lang,
+        hf_config=hf_config, dev_ratio=dev_ratio, test_ratio=test_ratio, seed=seed, overwrite=overwrite, lang=lang, hierarchical=hierarchical,
     )
     typer.echo(format_summary(stats))
 

@@ -28,22 +28,27 @@ def convert_dataset(
     seed: int = 0,
     overwrite: bool = False,
     lang: str = "en",
+    hierarchical: Optional[bool] = None,
 ) -> dict:
     """Read `source`, carve missing dev/test splits from train, validate, write `output_dir`.
 
     Returns the contents of labels.json plus "sizes", "carved" and "output_dir".
+    hierarchical: None = labels with "/" are levels of a hierarchy (`Sports/Football`);
+    False = every label is a flat class, "/" or not (`Sci/Tech`); True = insist on "/" levels.
     """
     _check_ratios(dev_ratio, test_ratio)
     splits, described = load_source(
         source, text_field=text_field, label_field=label_field, label_sep=label_sep, hf_config=hf_config
     )
     carved = _carve_missing(splits, dev_ratio, test_ratio, seed)
-    label_set = _check_labels(splits)
+    if hierarchical is None:
+        hierarchical = any("/" in label for result in splits.values() for rec in result.records for label in rec.labels)
+    label_set = _check_labels(splits, hierarchical)
     records = {name: splits[name].records for name in SPLITS}
     stats = {
         "labels": label_set,
         "multi_label": any(splits[name].multi_label for name in SPLITS),
-        "hierarchical": any("/" in label for label in label_set),
+        "hierarchical": bool(hierarchical) and any("/" in label for label in label_set),
         "counts": {name: label_counts(records[name], label_set) for name in SPLITS},
         "skipped_empty": {name: splits[name].skipped_empty for name in SPLITS},
         "source": described,
@@ -95,7 +100,7 @@ def _carve_missing(splits: Dict[str, ReadResult], dev_ratio: float, test_ratio: 
     return sorted(carved, key=SPLITS.index)
 
 
-def _check_labels(splits: Dict[str, ReadResult]) -> List[str]:
+def _check_labels(splits: Dict[str, ReadResult], hierarchical: bool = True) -> List[str]:
     """The sorted train label set; needs 2+ classes and covers every dev/test label."""
     train = splits["train"]
     counts = Counter(label for rec in train.records for label in rec.labels)
@@ -107,7 +112,7 @@ def _check_labels(splits: Dict[str, ReadResult]) -> List[str]:
     for result in splits.values():
         for rec in result.records:
             for label in rec.labels:
-                if "/" in label and any(not part.strip() for part in label.split("/")):
+                if hierarchical and "/" in label and any(not part.strip() for part in label.split("/")):
                     raise DataError(result.path, rec.line, f"hierarchical label {label!r} has an empty level")
     for name in ("dev", "test"):
         result = splits[name]
