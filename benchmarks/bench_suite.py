@@ -141,7 +141,7 @@ def encoder_phase(kind: str, corpus: Path, out: Path, encoder: str, seed: int, a
 
 
 def phase3(corpus: Path, out: Path, encoder: str, seed: int, args) -> Dict:
-    cmd = ["spacy", "train", str(CONFIGS / "textcat.cfg"), "--output", str(out), "--paths.train", str(corpus / "train.spacy"),
+    cmd = ["spacy_threephase", "train", str(CONFIGS / "textcat.cfg"), "--output", str(out), "--overwrite", "--paths.train", str(corpus / "train.spacy"),
            "--paths.dev", str(corpus / "dev.spacy"), "--paths.encoder", encoder, "--system.seed", str(seed), "--gpu-id", str(args.gpu_id)]
     if args.max_epochs:
         cmd += ["--training.max_epochs", str(args.max_epochs)]

@@ -198,3 +198,18 @@ def test_offline_hub_name_through_spacy_cli_is_one_line(reference, tmp_path):
     assert "local directory" in err[-1]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_last_step_is_evaluated_when_runs_are_shorter_than_eval_frequency(reference, tmp_path):
+    """6 steps with eval_frequency 50: spaCy's loop would only evaluate step 0 (so its
+    model-best would be the untrained pipeline); ours evaluates step 5 as well."""
+    import io
+
+    root, overrides, ref = reference
+    out = io.StringIO()
+    short = {**overrides, "training.max_epochs": 2, "training.eval_frequency": 50}
+    train_pipeline(CONFIG, tmp_path / "short", overrides=short, stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
+    assert [int(r[1]) for r in rows] == [0, 5], out.getvalue()
+    meta = json.loads((tmp_path / "short" / "model-last" / "meta.json").read_text())
+    assert abs(meta["performance"]["cats_score"] * 100 - float(rows[-1][-2])) < 0.01  # model-last's meta: step 5's scores

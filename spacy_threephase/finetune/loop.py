@@ -8,6 +8,9 @@ update, finish_update, evaluate every `eval_frequency` steps, stop on `patience`
   (weights, optimizer moments and schedules, dropout schedule, python/numpy/torch RNG
   states, step, epoch, evaluation history, losses); the same command started again continues
   from it and ends with the weights of an uninterrupted run (exactly on the CPU);
+- after the last step, one more dev evaluation when that step was not an evaluation step
+  (so model-best is never the untrained pipeline of step 0 on data too small for
+  `eval_frequency`);
 - each epoch is shuffled by `random.Random(seed + epoch)`, so a resumed run can skip to the
   batch where the killed one stopped (spaCy shuffles with the global RNG instead, so the two
   commands give different, equally valid, runs for one seed);
@@ -154,14 +157,18 @@ class _Run:
     # -- training ---------------------------------------------------------------------------
 
     def train(self) -> None:
-        """spaCy's train_while_improving, step for step, with checkpoints."""
-        from spacy.training.loop import subdivide_batch, update_meta
+        """spaCy's train_while_improving, step for step, with checkpoints; and one more dev
+        evaluation after the last step when that step was not an evaluation step (spaCy
+        skips it, so with fewer than `eval_frequency` steps its model-best is the untrained
+        step-0 pipeline)."""
+        from spacy.training.loop import subdivide_batch
 
         nlp, T, optimizer = self.nlp, self.T, self.optimizer
         frozen, annotating = T["frozen_components"], T["annotating_components"]
         with nlp.select_pipes(disable=frozen):
             log_step, finalize_logger = T["logger"](nlp, self.stdout, self.stderr)
         start = timer() - self.seconds
+        epoch = 0
         try:
             for epoch, batch in self.batches:
                 self.step += 1
@@ -175,33 +182,9 @@ class _Run:
                     if name not in frozen and getattr(proc, "is_trainable", False) and proc.model not in (True, False, None):
                         proc.finish_update(optimizer)
                 optimizer.step_schedules()
-                score, other_scores, is_best = None, None, None
-                if not step % T["eval_frequency"]:
-                    with nlp.use_params(optimizer.averages):
-                        score, other_scores = self.evaluate()
-                    self.results.append((score, step))
-                    is_best = score == max(self.results)[0]
                 self.words_seen += sum(len(eg) for eg in batch)
                 self.seconds = timer() - start
-                info = {
-                    "epoch": epoch,
-                    "step": step,
-                    "score": score,
-                    "other_scores": other_scores,
-                    "losses": self.losses,
-                    "checkpoints": self.results,
-                    "seconds": int(self.seconds),
-                    "words": self.words_seen,
-                }
-                if is_best is not None:
-                    with nlp.select_pipes(disable=frozen):
-                        update_meta(T, nlp, info)
-                    if is_best:
-                        with nlp.use_params(optimizer.averages):
-                            self.checkpoints.save_best(self.before_to_disk(nlp), step)
-                log_step(info if is_best is not None else None)
-                if is_best is not None:
-                    self.losses = {}
+                self._log_step(log_step, epoch, evaluate=not step % T["eval_frequency"])
                 best_score, neg_best_step = max((s, -st) for s, st in self.results)
                 done = bool(T["patience"] and (step + neg_best_step) >= T["patience"]) or bool(T["max_steps"] and step >= T["max_steps"])
                 if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and not done:
@@ -209,8 +192,42 @@ class _Run:
                 _test_fault_hook()
                 if done:
                     break
+            if self.step >= 0 and self.results[-1][1] != self.step:
+                self.seconds = timer() - start
+                self._log_step(log_step, epoch, evaluate=True)
         finally:
             finalize_logger()
+
+    def _log_step(self, log_step, epoch: int, evaluate: bool) -> None:
+        """Evaluate on dev when asked (saving a new best), then hand the step to the logger."""
+        from spacy.training.loop import update_meta
+
+        nlp, T, optimizer, step = self.nlp, self.T, self.optimizer, self.step
+        score, other_scores, is_best = None, None, None
+        if evaluate:
+            with nlp.use_params(optimizer.averages):
+                score, other_scores = self.evaluate()
+            self.results.append((score, step))
+            is_best = score == max(self.results)[0]
+        info = {
+            "epoch": epoch,
+            "step": step,
+            "score": score,
+            "other_scores": other_scores,
+            "losses": self.losses,
+            "checkpoints": self.results,
+            "seconds": int(self.seconds),
+            "words": self.words_seen,
+        }
+        if is_best is not None:
+            with nlp.select_pipes(disable=T["frozen_components"]):
+                update_meta(T, nlp, info)
+            if is_best:
+                with nlp.use_params(optimizer.averages):
+                    self.checkpoints.save_best(self.before_to_disk(nlp), step)
+        log_step(info if is_best is not None else None)
+        if is_best is not None:
+            self.losses = {}
 
     def save(self, path: Path) -> None:
         with self.nlp.use_params(self.optimizer.averages):
