@@ -186,6 +186,56 @@ def config_fingerprint_text(config) -> str:
     return json.dumps(data, sort_keys=True, default=str)
 
 
+def global_rng_state() -> Dict[str, Any]:
+    """The python, numpy and torch (CPU and every CUDA device) random states."""
+    import numpy
+    import torch
+
+    state = {"python": random.getstate(), "numpy": numpy.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_global_rng_state(state: Dict[str, Any]) -> None:
+    import numpy
+    import torch
+
+    random.setstate(state["python"])
+    numpy.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        if isinstance(state["cuda"], torch.Tensor):  # checkpoints of earlier versions: one device
+            torch.cuda.set_rng_state(state["cuda"])
+        else:
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def read_checkpoint(path: Path, fingerprint: str, resume: Optional[bool], desc: str, announce: bool = True) -> Optional[Dict[str, Any]]:
+    """The state saved in `path` when a run may continue from it, else None.
+
+    resume=True makes a missing or foreign checkpoint an error; otherwise a checkpoint of
+    another config or other inputs is ignored (with a message when `announce`).
+    """
+    import torch
+
+    if not path.exists():
+        if resume:
+            raise UserError(f"--resume: no checkpoint at {path}")
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a corrupt file cannot come from os.replace, but be clear anyway
+        raise UserError(f"{path}: cannot read the checkpoint ({err}); delete {path.parent} to start again") from None
+    if state.get("fingerprint") != fingerprint:
+        if resume:
+            raise UserError(f"{path}: the checkpoint is from another config or other input files; delete {path.parent} or leave out --resume to start again")
+        if announce:
+            print(f"[{desc}] {path.parent}: checkpoint is from another config or other inputs; starting from scratch", file=sys.stderr, flush=True)
+        return None
+    return state
+
+
 def linear_warmup_decay(optimizer, warmup_steps: int, total_steps: int):
     import torch
 
@@ -307,24 +357,12 @@ class Trainer:
         return self.checkpoint_dir / CHECKPOINT_FILE if self.checkpoint_dir else None
 
     def _rng_state(self) -> Dict[str, Any]:
-        import numpy
-        import torch
-
-        state = {"python": random.getstate(), "numpy": numpy.random.get_state(), "torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        state = global_rng_state()
         state["objects"] = {name: obj.getstate() for name, obj in self.rng_objects.items()}
         return state
 
     def _set_rng_state(self, state: Dict[str, Any]) -> None:
-        import numpy
-        import torch
-
-        random.setstate(state["python"])
-        numpy.random.set_state(state["numpy"])
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], self.device)
+        set_global_rng_state(state)
         for name, obj in self.rng_objects.items():
             if name in state.get("objects", {}):
                 obj.setstate(state["objects"][name])
@@ -354,29 +392,13 @@ class Trainer:
         (self.checkpoint_dir / "fingerprint.txt").write_text(self.fingerprint + "\n", encoding="utf8")
 
     def _load_checkpoint(self) -> Optional[Dict[str, Any]]:
-        import torch
-
         path = self.checkpoint_path
         if path is None or self.resume is False:
             if path is not None and self.resume is False and self.checkpoint_dir.exists() and self.is_main:
                 shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
             distributed_barrier()
             return None
-        if not path.exists():
-            if self.resume:
-                raise UserError(f"--resume: no checkpoint at {path}")
-            return None
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a corrupt file cannot come from os.replace, but be clear anyway
-            raise UserError(f"{path}: cannot read the checkpoint ({err}); delete {self.checkpoint_dir} to start again") from None
-        if state.get("fingerprint") != self.fingerprint:
-            if self.resume:
-                raise UserError(f"{path}: the checkpoint is from another config or other input files; delete {self.checkpoint_dir} or leave out --resume to start again")
-            if self.is_main:
-                print(f"[{self.desc}] {self.checkpoint_dir}: checkpoint is from another config or other inputs; starting from scratch", file=sys.stderr, flush=True)
-            return None
-        return state
+        return read_checkpoint(path, self.fingerprint, self.resume, self.desc, announce=self.is_main)
 
     def remove_checkpoint(self) -> None:
         """Called once the final output is written."""

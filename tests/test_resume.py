@@ -15,6 +15,8 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TINY_TEXTS
+from test_contrastive_train import LABELLED
+from test_contrastive_train import write_corpus as write_labelled_corpus
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
 from spacy_threephase.errors import UserError
@@ -34,21 +36,6 @@ CL_SETTINGS = {
     "training.checkpoint_every": 2,
 }
 
-LABELLED = [
-    ("play some jazz music in the kitchen", "Music"),
-    ("play the new album by the beatles", "Music"),
-    ("add this song to my workout playlist", "Music"),
-    ("what is the weather like in paris tomorrow", "Weather"),
-    ("will it rain in london this weekend", "Weather"),
-    ("how hot will it be on friday", "Weather"),
-    ("book a table for two at an italian restaurant", "Food"),
-    ("reserve a restaurant near me for tonight", "Food"),
-    ("find me a cheap place to eat sushi", "Food"),
-    ("set an alarm for seven in the morning", "Alarm"),
-    ("wake me up at six tomorrow", "Alarm"),
-    ("turn off the alarm please", "Alarm"),
-]
-
 
 def cli_args(settings):
     out = []
@@ -58,15 +45,7 @@ def cli_args(settings):
 
 
 def write_corpus(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    with (path / "train.jsonl").open("w") as fh:
-        for text, label in LABELLED:
-            fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
-    with (path / "dev.jsonl").open("w") as fh:
-        for text, label in LABELLED[::2]:
-            fh.write(json.dumps({"text": text, "labels": [label]}) + "\n")
-    (path / "labels.json").write_text(json.dumps({"labels": sorted({lab for _, lab in LABELLED}), "multi_label": False, "hierarchical": False}))
-    return path
+    return write_labelled_corpus(path, LABELLED, LABELLED[::2])
 
 
 def digest(directory: Path) -> dict:

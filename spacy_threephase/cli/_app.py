@@ -15,6 +15,17 @@ app = typer.Typer(
 )
 
 
+def config_overrides(args) -> dict:
+    """`--section.key value` pairs from the command line, as `spacy train` reads them; a
+    malformed one is a one-line UserError instead of spaCy's exit."""
+    from spacy.cli._util import parse_config_overrides
+
+    try:
+        return parse_config_overrides(list(args))
+    except SystemExit:
+        raise UserError(f"cannot parse config overrides {' '.join(args)!r}; use --section.key value") from None
+
+
 def friendly_errors(func):
     """Print a UserError as one line on stderr and exit with status 1 (no traceback)."""
 

@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, friendly_errors
+from ._app import app, config_overrides, friendly_errors
 
 
 @app.command(
@@ -27,15 +27,9 @@ def contrastive_cli(
 
     Extra `--section.key value` options override the config, as in `spacy train`.
     """
-    from spacy.cli._util import parse_config_overrides
-
     from ..contrastive.train import train_contrastive
-    from ..errors import UserError
 
-    try:
-        overrides = parse_config_overrides(ctx.args)
-    except SystemExit:
-        raise UserError(f"cannot parse config overrides {' '.join(ctx.args)!r}; use --section.key value") from None
+    overrides = config_overrides(ctx.args)
     if gpu_id is not None:
         overrides["training.gpu_id"] = gpu_id
     train_contrastive(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, resume=resume)

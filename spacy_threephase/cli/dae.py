@@ -5,7 +5,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, friendly_errors
+from ._app import app, config_overrides, friendly_errors
 
 
 @app.command("dae", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -24,11 +24,9 @@ def dae_cli(
 
     Extra `--section.key value` options override config settings, as in `spacy train`.
     """
-    from spacy.cli._util import parse_config_overrides
-
     from ..dae import train_dae
 
-    overrides = parse_config_overrides(ctx.args)
+    overrides = config_overrides(ctx.args)
     out = train_dae(config_path, texts_path, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, gpu_id=gpu_id, resume=resume)
     if int(os.environ.get("RANK", "0") or 0) == 0:
         typer.echo(f"✔ Saved the phase-1 encoder to {out}")

@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, friendly_errors
+from ._app import app, config_overrides, friendly_errors
 
 
 @app.command("joint", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -23,15 +23,9 @@ def joint_cli(
 
     Extra `--section.key value` options override the config, e.g. --joint.dae_weight 0.5.
     """
-    from spacy.cli._util import parse_config_overrides
-
-    from ..errors import UserError
     from ..joint.train import train_joint
 
-    try:
-        overrides = parse_config_overrides(ctx.args)
-    except SystemExit:
-        raise UserError(f"cannot parse config overrides {' '.join(ctx.args)!r}; use --section.key value") from None
+    overrides = config_overrides(ctx.args)
     if gpu_id is not None:
         overrides["training.gpu_id"] = gpu_id
     train_joint(config_path, corpus_dir, output_dir, encoder=encoder, overrides=overrides, overwrite=overwrite, resume=resume)

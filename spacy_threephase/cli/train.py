@@ -4,7 +4,7 @@ from typing import Optional
 
 import typer
 
-from ._app import app, friendly_errors
+from ._app import app, config_overrides, friendly_errors
 
 
 @app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -25,7 +25,7 @@ def train_cli(
     the same model-best/ and model-last/. Killed and started again with the same command, it
     continues from its last checkpoint and ends as an uninterrupted run would.
     """
-    from spacy.cli._util import import_code, parse_config_overrides
+    from spacy.cli._util import import_code
 
     from ..errors import UserError
     from ..finetune import train_pipeline
@@ -33,6 +33,6 @@ def train_cli(
     if code_path is not None and not code_path.is_file():
         raise UserError(f"{code_path}: --code file does not exist")
     import_code(code_path)
-    overrides = parse_config_overrides(ctx.args)
+    overrides = config_overrides(ctx.args)
     out = train_pipeline(config_path, output_dir, overrides=overrides, use_gpu=gpu_id, overwrite=overwrite, resume=resume, checkpoint_every=checkpoint_every)
     typer.echo(f"✔ Saved the pipeline to {out / 'model-best'} (best on dev) and {out / 'model-last'}")

@@ -9,12 +9,12 @@ leaves the last complete checkpoint. A best-* directory newer than checkpoint.pt
 """
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..errors import UserError
 from ..outputs import atomic_torch_save
+from ..training import read_checkpoint
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -32,21 +32,8 @@ class CheckpointDir:
 
     def load(self, resume: Optional[bool]) -> Optional[Dict[str, Any]]:
         """The saved state when there is one to continue from (see `resume` in train_pipeline)."""
-        import torch
-
-        if resume is False or not self.state_file.exists():
-            if resume:
-                raise UserError(f"--resume: no checkpoint at {self.state_file}")
-            self.discard()
-            return None
-        try:
-            state = torch.load(self.state_file, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise UserError(f"{self.state_file}: cannot read the checkpoint ({err}); delete {self.path} to start again") from None
-        if state.get("fingerprint") != self.fingerprint:
-            if resume:
-                raise UserError(f"{self.state_file}: the checkpoint is from another config or other input files; delete {self.path} or leave out --resume to start again")
-            print(f"[phase 3] {self.path}: checkpoint is from another config or other inputs; starting from scratch", file=sys.stderr, flush=True)
+        state = None if resume is False else read_checkpoint(self.state_file, self.fingerprint, resume, "phase 3")
+        if state is None:
             self.discard()
             return None
         self.best = self._kept = state.get("best")

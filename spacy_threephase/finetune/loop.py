@@ -28,7 +28,7 @@ from typing import IO, Any, Dict, Iterator, Optional, Tuple, Union
 from ..config import load_config, validation_summary
 from ..errors import UserError
 from ..outputs import atomic_output_dir, check_output_dir
-from ..training import _test_fault_hook, checkpoint_dir_for, fingerprint
+from ..training import _test_fault_hook, checkpoint_dir_for, fingerprint, global_rng_state, set_global_rng_state
 from .checkpoint import CheckpointDir
 from .state import get_optimizer_state, get_weights, parameter_names, set_optimizer_state, set_weights
 
@@ -133,7 +133,7 @@ class _Run:
             "seconds": self.seconds,
             "weights": get_weights(self.nlp),
             "optimizer": get_optimizer_state(self.optimizer, self.names),
-            "rng": _rng_state(),
+            "rng": global_rng_state(),
         }
 
     def restore(self, saved: Dict[str, Any]) -> None:
@@ -147,7 +147,7 @@ class _Run:
             raise UserError(f"{self.checkpoints.state_file}: does not fit this pipeline ({err}); delete {self.checkpoints.path} to start again") from None
         for _ in range(saved["step"] + 1):  # the batches the killed run had used
             next(self.batches)
-        _set_rng_state(saved["rng"])
+        set_global_rng_state(saved["rng"])
         self.step = saved["step"]
         self.results = [tuple(r) for r in saved["results"]]
         self.losses = dict(saved["losses"])
@@ -251,27 +251,6 @@ def _train_batches(nlp, corpus, batcher, max_epochs: int, seed: int) -> Iterator
         for batch in batcher(order):
             yield epoch, batch
         epoch += 1
-
-
-def _rng_state() -> Dict[str, Any]:
-    import numpy
-    import torch
-
-    state = {"python": random.getstate(), "numpy": numpy.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: Dict[str, Any]) -> None:
-    import numpy
-    import torch
-
-    random.setstate(state["python"])
-    numpy.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _input_paths(config) -> list:
