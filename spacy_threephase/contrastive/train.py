@@ -91,6 +91,21 @@ def _fmt(metrics: Dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
 
 
+def contrastive_batches(kind: str, batch_size: int, seed: int, n_texts: int, first_pairs, sampler, index, keys, n_classes: int, steps_per_epoch: int):
+    """make_batches(epoch) for phase 2 and Joint: the epoch's pairs in batches ("pairs"
+    losses; epoch 0 uses `first_pairs`), or shuffled text indices in batches (in-batch
+    losses). A function of (seed, epoch) only, so that a resumed run sees the same batches."""
+
+    def make_batches(epoch: int):
+        if kind == "pairs":
+            pairs = first_pairs if epoch == 0 else sampler(index, seed=seed + epoch, keys=keys, n_classes=n_classes)
+            return pairs.batches(batch_size)[:steps_per_epoch]
+        order = numpy.random.default_rng(seed + epoch).permutation(n_texts).tolist()
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+    return make_batches
+
+
 def train_contrastive(
     config_path: Union[str, Path],
     corpus_dir: Union[str, Path],
@@ -158,12 +173,7 @@ def train_contrastive(
 
     from .embedding import embed
 
-    def make_batches(epoch: int):
-        if kind == "pairs":
-            pairs = first_pairs if epoch == 0 else sampler(index, seed=settings.seed + epoch, keys=keys, n_classes=n_classes)
-            return pairs.batches(bs)[:steps_per_epoch]
-        order = numpy.random.default_rng(settings.seed + epoch).permutation(len(texts)).tolist()
-        return [order[i : i + bs] for i in range(0, len(order), bs)]
+    make_batches = contrastive_batches(kind, bs, settings.seed, len(texts), first_pairs, sampler, index, keys, n_classes, steps_per_epoch)
 
     fp = fingerprint(config_fingerprint_text(config), [corpus_dir], {"encoder": enc.path})
     with output_dir_for_rank(output_dir, overwrite) as tmp:

@@ -26,7 +26,7 @@ from ..contrastive.embedding import embed
 from ..contrastive.labels import LabelIndex
 from ..contrastive.losses import INPUT_KINDS
 from ..contrastive.selection import DevEvaluator
-from ..contrastive.train import ContrastiveSettings, EncoderSection, _clean, _fmt, _text_keys, correct_imbalance
+from ..contrastive.train import ContrastiveSettings, EncoderSection, _clean, _fmt, _text_keys, contrastive_batches, correct_imbalance
 from ..dae.model import DenoisingAutoEncoder, build_decoder
 from ..dae.train import read_texts
 from ..encoder import load_encoder, save_encoder, tokenize
@@ -247,15 +247,11 @@ def train_joint(
 
     step = JointStep(enc, model, noise, loss_fn, kind, texts, index, dae_weight=joint.dae_weight, cl_weight=joint.cl_weight, seed=settings.seed)
 
+    cl_batches = contrastive_batches(kind, bs, settings.seed, len(texts), first_pairs, sampler, index, keys, n_classes, steps_per_epoch)
+
     def make_batches(epoch: int):
-        if kind == "pairs":
-            pairs = first_pairs if epoch == 0 else sampler(index, seed=settings.seed + epoch, keys=keys, n_classes=n_classes)
-            cl_batches = pairs.batches(bs)[:steps_per_epoch]
-        else:
-            order = numpy.random.default_rng(settings.seed + epoch).permutation(len(texts)).tolist()
-            cl_batches = [order[i : i + bs] for i in range(0, len(order), bs)]
         first = epoch * steps_per_epoch
-        return [_JointBatch((step.dae_batch(dae_texts, dae_bs, first + i), b)) for i, b in enumerate(cl_batches)]
+        return [_JointBatch((step.dae_batch(dae_texts, dae_bs, first + i), b)) for i, b in enumerate(cl_batches(epoch))]
 
     fp = fingerprint(config_fingerprint_text(config), [corpus_dir] + ([Path(joint.dae_texts)] if joint.dae_texts not in (None, "", "auto", "train") else []), {"encoder": enc.path})
     with output_dir_for_rank(output_dir, overwrite) as tmp:
