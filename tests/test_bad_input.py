@@ -9,6 +9,7 @@ errors (tests/test_dae_cli.py), phase-2 config/data errors and single-example cl
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from conftest import TINY_TEXTS
@@ -91,3 +92,18 @@ def test_missing_encoder_and_wrong_type_in_both_phases(tiny_encoder_dir, tmp_pat
         code, output = run(cmd, REPO / "configs" / cfg, data, tmp_path / "out", "--encoder", tiny_encoder_dir, "--training.checkpoint_every", "often")
         assert code == 1 and "checkpoint_every must be an integer" in one_line_error(output)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["train", str(REPO / "configs" / "textcat.cfg"), "--output", "OUT"],
+    ["dae", str(REPO / "configs" / "dae.cfg"), "texts.txt", "OUT"],
+    ["contrastive", str(REPO / "configs" / "contrastive.cfg"), "corpus", "OUT"],
+    ["joint", str(REPO / "configs" / "joint.cfg"), "corpus", "OUT"],
+])
+def test_malformed_config_override_is_one_line(command, tmp_path):
+    """A stray word among the `--section.key value` overrides: one line, exit 1, nothing written."""
+    args = [str(tmp_path / a) if a in ("OUT", "texts.txt", "corpus") else a for a in command]
+    result = CliRunner().invoke(app, args + ["training.epochs", "3"])
+    assert result.exit_code == 1, result.output
+    assert "cannot parse config overrides 'training.epochs 3'; use --section.key value" in result.output
+    assert not (tmp_path / "OUT").exists()
