@@ -9,8 +9,17 @@ what it consumes:
   labelled single texts and the B x B matrix of their label similarities (1 = same class).
 """
 from .cosine_mse import CosineMSELoss, cosine_mse_loss
+from .in_batch_cosine_mse import InBatchCosineMSELoss, in_batch_cosine_mse_loss
 from .supcon import SupConLoss, supcon_loss
 
 INPUT_KINDS = ("pairs", "texts")
 
-__all__ = ["CosineMSELoss", "SupConLoss", "cosine_mse_loss", "supcon_loss", "INPUT_KINDS"]
+__all__ = [
+    "CosineMSELoss",
+    "InBatchCosineMSELoss",
+    "SupConLoss",
+    "cosine_mse_loss",
+    "in_batch_cosine_mse_loss",
+    "supcon_loss",
+    "INPUT_KINDS",
+]
