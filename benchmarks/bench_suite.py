@@ -132,7 +132,7 @@ def encoder_phase(kind: str, corpus: Path, out: Path, encoder: str, seed: int, a
             cmd += ["--training.epochs", str(args.joint_epochs)]
     res = run_child(cmd, out.parent / f"{out.name}.peak.json", out.parent / f"{out.name}.log")
     if kind == "dae":
-        records = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines() if l.strip()]
+        records = [json.loads(l) for l in (out / "training_log.jsonl").read_text().splitlines() if l.strip()]
     else:
         records = json.loads((out / "metrics.json").read_text())["epochs"]
     res["examples_per_s"] = _epochs_throughput(records)

@@ -37,7 +37,7 @@ def test_trains_and_refuses_to_overwrite(tiny_encoder_dir, texts_file, tmp_path)
     out = tmp_path / "dae_out"
     code, output = run(CONFIG, texts_file, out, "--encoder", tiny_encoder_dir, *FAST)
     assert code == 0, output
-    assert (out / "config.json").exists() and (out / "train_log.jsonl").exists()
+    assert (out / "config.json").exists() and (out / "training_log.jsonl").exists()
     stamp = (out / "model.safetensors").stat().st_mtime_ns
     code, output = run(CONFIG, texts_file, out, "--encoder", tiny_encoder_dir, *FAST)
     assert code == 1

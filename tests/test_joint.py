@@ -7,7 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
-from spacy_threephase.joint.train import JointStep, train_joint
+from spacy_threephase.joint.train import train_joint
 
 from test_contrastive_train import LABELLED, write_corpus
 
@@ -15,37 +15,31 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "joint.cfg"
 FAST = {"training.progress": False, "training.batch_size": 8, "training.learning_rate": 1e-3, "encoder.max_length": 32}
 
 
-def _step(tiny_encoder_dir, dae_weight, cl_weight):
-    from spacy_threephase.contrastive.labels import LabelIndex
-    from spacy_threephase.contrastive.losses import cosine_mse_loss
-    from spacy_threephase.dae.model import DenoisingAutoEncoder, build_decoder
-    from spacy_threephase.dae.noise import word_deletion
+def _encoder_grad(tiny_encoder_dir, tmp_path, dae_weight, cl_weight):
+    """One Joint step's loss, gradient on the shared encoder and loss parts, built as the driver builds it."""
     from spacy_threephase.encoder import load_encoder
+    from spacy_threephase.joint.train import JointPhase
+    from spacy_threephase.phase import configure
 
     torch.manual_seed(0)
+    phase = JointPhase(write_corpus(tmp_path / f"corpus-{dae_weight}-{cl_weight}", LABELLED, LABELLED[::2]))
+    configure(phase, CONFIG, {**FAST, "joint.dae_weight": dae_weight, "joint.cl_weight": cl_weight, "imbalance.enabled": False})
+    phase.setup()
     enc = load_encoder(str(tiny_encoder_dir), max_length=32)
-    model = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
-    texts = [t for t, _ in LABELLED]
-    index = LabelIndex([[lab] for _, lab in LABELLED])
-    step = JointStep(enc, model, word_deletion(0.6), cosine_mse_loss(), "pairs", texts, index, dae_weight=dae_weight, cl_weight=cl_weight, seed=0)
-    return enc, model, step, texts
-
-
-def _encoder_grad(tiny_encoder_dir, dae_weight, cl_weight):
-    enc, model, step, texts = _step(tiny_encoder_dir, dae_weight, cl_weight)
-    model.eval()  # no dropout: the three runs see exactly the same function (gradients still flow)
-    batch = (texts[:4], [(0, 1, 1.0), (0, 3, 0.0), (3, 4, 1.0), (6, 9, 0.0)])
-    loss = step.loss(batch)
+    objective = phase.build(enc)
+    objective.eval()  # no dropout: the three runs see exactly the same function (gradients still flow)
+    batch = phase.make_batches(0)[0]
+    loss = objective(batch)
     loss.backward()
     # the encoder's last layer (the DAE decoder is tied to it, the Siamese branch IS it)
     param = enc.model.encoder.layer[-1].output.dense.weight
-    return float(loss.detach()), param.grad.detach().clone(), step.components[-1]
+    return float(loss.detach()), param.grad.detach().clone(), objective.components[-1]
 
 
-def test_both_losses_reach_the_shared_encoder(tiny_encoder_dir):
-    l_dae, g_dae, (c_dae, c_cl0) = _encoder_grad(tiny_encoder_dir, 1.0, 0.0)
-    l_cl, g_cl, (c_dae0, c_cl) = _encoder_grad(tiny_encoder_dir, 0.0, 1.0)
-    l_sum, g_sum, parts = _encoder_grad(tiny_encoder_dir, 0.5, 2.0)
+def test_both_losses_reach_the_shared_encoder(tiny_encoder_dir, tmp_path):
+    l_dae, g_dae, (c_dae, c_cl0) = _encoder_grad(tiny_encoder_dir, tmp_path, 1.0, 0.0)
+    l_cl, g_cl, (c_dae0, c_cl) = _encoder_grad(tiny_encoder_dir, tmp_path, 0.0, 1.0)
+    l_sum, g_sum, parts = _encoder_grad(tiny_encoder_dir, tmp_path, 0.5, 2.0)
     assert g_dae.abs().sum() > 0 and g_cl.abs().sum() > 0
     assert c_cl0 != c_cl0 and c_dae0 != c_dae0  # nan: the weight-0 loss is not computed
     # same seeds -> same noise and batch: the joint gradient is the weighted sum of the two

@@ -20,7 +20,7 @@ from test_contrastive_train import write_corpus as write_labelled_corpus
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
 from spacy_threephase.errors import UserError
-from spacy_threephase.training import checkpoint_dir_for
+from spacy_threephase.checkpoints import checkpoint_dir_for
 
 REPO = Path(__file__).resolve().parents[1]
 DAE_CONFIG = REPO / "configs" / "dae.cfg"
@@ -60,9 +60,10 @@ def assert_same_weights(a: Path, b: Path) -> None:
 
 
 def kill_after_checkpoint(cmd, checkpoint: Path, timeout: float = 120.0) -> None:
-    """Start `cmd` slowed down to 0.15 s a step, SIGKILL it as soon as a checkpoint exists."""
-    env = dict(os.environ, SPACY_THREEPHASE_TEST_STEP_DELAY="0.15")
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    """Start `cmd` slowed down to 0.15 s a step (tests/slow_cli.py), SIGKILL it as soon as a checkpoint exists."""
+    assert cmd[1:3] == ["-m", "spacy_threephase"]
+    slowed = [cmd[0], str(Path(__file__).parent / "slow_cli.py"), "0.15", *cmd[3:]]
+    proc = subprocess.Popen(slowed, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
     deadline = time.time() + timeout
     try:
         while not checkpoint.exists():
@@ -100,14 +101,14 @@ def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path
     shutil.copytree(tiny_encoder_dir, out)
     before = digest(out)
     cmd = [sys.executable, "-m", "spacy_threephase", "dae", str(DAE_CONFIG), str(texts), str(out), "--encoder", str(tiny_encoder_dir), "--overwrite", *cli_args(DAE_SETTINGS)]
-    checkpoint = checkpoint_dir_for(out) / "checkpoint.pt"
+    checkpoint = checkpoint_dir_for(out) / "checkpoint.json"
     kill_after_checkpoint(cmd, checkpoint)
     assert digest(out) == before  # no half-written model where the good one was
     assert checkpoint.exists()
     stderr = run_cli_in_process(cmd)  # the same command again
     assert "resuming from" in stderr
     assert_same_weights(out, ref)
-    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2  # both epochs logged
+    assert len((out / "training_log.jsonl").read_text().splitlines()) == 2  # both epochs logged
     assert not checkpoint_dir_for(out).exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]  # the killed run's leftovers are cleaned
 
@@ -116,34 +117,35 @@ class Interrupted(BaseException):
     pass
 
 
-def interrupt_at(monkeypatch, module, n: int) -> None:
-    """Make `module`'s per-step fault hook raise Interrupted at the n-th step (1-based)."""
-    steps = []
+def interrupt_at(monkeypatch, n: int) -> None:
+    """Raise Interrupted after the n-th training step (1-based), from a step callback."""
+    from spacy_threephase.callbacks import STEP_CALLBACKS
 
-    def hook():
-        steps.append(1)
-        if len(steps) == n:
+    def stop(phase, step, model):
+        if step == n:
             raise Interrupted()
 
-    monkeypatch.setattr(module, "_test_fault_hook", hook)
+    monkeypatch.setattr("spacy_threephase.callbacks.STEP_CALLBACKS", [*STEP_CALLBACKS, stop])
+
+
+def checkpoint_step(out: Path) -> int:
+    return json.loads((checkpoint_dir_for(out) / "checkpoint.json").read_text())["step"]
 
 
 def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
     """In-process (the SIGKILL path is covered for phase 1 above): an interruption after step 7
     (epoch 2; last checkpoint: step 6, after epoch 1's dev evaluation) leaves no output and no temporary directory; the same call again
     resumes and gives the weights and metrics of an uninterrupted run."""
-    import spacy_threephase.training as training
-
     corpus = write_corpus(tmp_path / "corpus")
     train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     out = tmp_path / "out"
-    interrupt_at(monkeypatch, training, 7)
+    interrupt_at(monkeypatch, 7)
     with pytest.raises(Interrupted):
         train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     monkeypatch.undo()
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
-    assert torch.load(checkpoint_dir_for(out) / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert checkpoint_step(out) == 6
     capsys.readouterr()
     train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     assert "resuming from" in capsys.readouterr().err
@@ -168,12 +170,12 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
     settings = {**CL_SETTINGS, "training.batch_size": 1, "joint.dae_batch_size": 5}
     train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
     out = tmp_path / "out"
-    interrupt_at(monkeypatch, training, 7)
+    interrupt_at(monkeypatch, 7)
     with pytest.raises(Interrupted):
         train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
     monkeypatch.undo()
     assert not out.exists()
-    assert torch.load(checkpoint_dir_for(out) / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert checkpoint_step(out) == 6
     train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
     assert_same_weights(out, tmp_path / "ref")
     strip = lambda m: [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]
@@ -187,7 +189,7 @@ def test_checkpoint_of_other_inputs_is_not_used(tiny_encoder_dir, tmp_path):
     out = tmp_path / "out"
     ckpt = checkpoint_dir_for(out)
     ckpt.mkdir()
-    torch.save({"fingerprint": "something else"}, ckpt / "checkpoint.pt")
+    (ckpt / "checkpoint.json").write_text('{"fingerprint": "something else"}')
     with pytest.raises(UserError, match="another config or other input files"):
         train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
     assert not out.exists()
@@ -213,7 +215,7 @@ def test_no_resume_discards_the_checkpoint(tiny_encoder_dir, tmp_path):
     out = tmp_path / "out"
     ckpt = checkpoint_dir_for(out)
     ckpt.mkdir()
-    (ckpt / "checkpoint.pt").write_bytes(b"not a checkpoint")  # would be a clear error if read
+    (ckpt / "checkpoint.json").write_bytes(b"not a checkpoint")  # would be a clear error if read
     train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=False)
     assert (out / "model.safetensors").exists() and not ckpt.exists()
 

@@ -1,7 +1,7 @@
 """Joint ablation: one run over dae_weight * L_DAE + cl_weight * L_CL on a shared encoder.
 
-train.py - `train_joint`: config + corpus -> encoder directory (then phase 3 as usual).
+objective.py - the summed loss and the DAE batch stream; train.py - `train_joint`.
 """
-from .train import JointStep, train_joint
+from .train import train_joint
 
-__all__ = ["JointStep", "train_joint"]
+__all__ = ["train_joint"]

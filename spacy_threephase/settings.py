@@ -1,0 +1,160 @@
+"""The plain (non-registered) sections of the phase-1/phase-2/Joint configs, as pydantic models.
+
+As spaCy validates its own sections: `extra="forbid"` (an unknown key is an error that lists
+the known ones), types checked, and every error turned into one line that names the config
+file, the section and the key. A boolean is never accepted where a number is expected.
+"""
+from typing import Any, Dict, Optional, Type, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value, info):
+        annotation = cls.model_fields[info.field_name].annotation
+        if isinstance(value, bool) and annotation in (int, float, Optional[int], Optional[float]):
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+class EncoderSection(Section):
+    """`[encoder]`: the encoder a phase starts from."""
+
+    name: str = "default"
+    pooling: Optional[str] = None  # None = what the model directory says (mean for all-MiniLM-*)
+    max_length: Optional[int] = 128  # wordpieces kept per text; 0 or None = the model's own limit
+
+    @field_validator("max_length")
+    @classmethod
+    def _length(cls, value):
+        if value is not None and (value < 0 or value == 1):
+            raise ValueError("must be 0 (the model's limit) or at least 2")
+        return value
+
+
+class TrainingSection(Section):
+    """`[training]` of every PyTorch phase (1, 2 and Joint)."""
+
+    epochs: int = 1
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_steps: int = 0  # 0 = no limit beyond `epochs`
+    seed: int = 0
+    gpu_id: int = -1  # -1 = CPU; >= 0 = use CUDA (that device in a one-process run)
+    mixed_precision: bool = True  # only used on CUDA (bf16 where supported, else fp16)
+    progress: bool = True
+    checkpoint_every: int = 500  # steps between resumable checkpoints; 0 = none
+    torch_threads: int = 0  # CPU threads for torch; 0 = torch's default
+    # Model selection: the encoder the phase starts from is scored on dev first and is a
+    # candidate; then every `eval_steps` steps (0: `evals_per_epoch` times an epoch) and at
+    # the end. The best candidate is written, which may be the input encoder unchanged.
+    select_best: bool = True
+    evals_per_epoch: int = 2
+    eval_steps: int = 0
+    eval_batch_size: int = 64
+    knn_k: int = 5  # k of the dev k-NN accuracy (the selection score with labels)
+    knn_max_train: int = 10000  # neighbours come from at most this many train texts (stratified)
+    dev_fraction: float = 0.1  # share of train carved off as dev when the corpus has no dev.jsonl
+    # Length-bucketed batches: texts are sorted by length within chunks of this many batches
+    # (then the batches are shuffled), so that little is computed for padding. 1 = random batches.
+    bucket_batches: int = 50
+
+    @field_validator("epochs", "batch_size", "evals_per_epoch", "eval_batch_size", "knn_k", "bucket_batches")
+    @classmethod
+    def _positive(cls, value):
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @field_validator("max_steps", "checkpoint_every", "torch_threads", "eval_steps", "knn_max_train")
+    @classmethod
+    def _non_negative(cls, value):
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @field_validator("dev_fraction", "warmup_ratio")
+    @classmethod
+    def _fraction(cls, value):
+        if not 0 <= value < 1:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+
+class DAETrainingSection(TrainingSection):
+    """Phase 1's `[training]`: selection without labels uses a held-out share of the texts."""
+
+    epochs: int = 3
+    learning_rate: float = 1e-4
+    # A labelled corpus directory (train.jsonl, dev.jsonl): select on its dev k-NN accuracy.
+    # null: hold out `heldout_fraction` of the texts (at most `heldout_max`) and select on
+    # their reconstruction loss (a fixed corruption, so the score is comparable).
+    dev_corpus: Optional[str] = None
+    heldout_fraction: float = 0.05
+    heldout_max: int = 500
+
+
+class ContrastiveTrainingSection(TrainingSection):
+    """Phase 2's and Joint's `[training]`."""
+
+    epochs: int = 2
+    dev_pairs_seed: int = 1234
+
+
+class JointSection(Section):
+    """`[joint]`: the weights of the two losses and where the DAE texts come from."""
+
+    dae_weight: float = 1.0
+    cl_weight: float = 1.0
+    # "auto" = CORPUS_DIR/texts.txt when present, else the train texts; "train"; or a texts file
+    dae_texts: str = "auto"
+    dae_batch_size: int = 0  # 0 = [training] batch_size
+
+    @field_validator("dae_weight", "cl_weight", "dae_batch_size")
+    @classmethod
+    def _non_negative(cls, value):
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @model_validator(mode="after")
+    def _some_loss(self):
+        if self.dae_weight + self.cl_weight <= 0:
+            raise ValueError("dae_weight and cl_weight must not both be 0")
+        return self
+
+
+def parse_section(model: Type[M], section: Optional[Dict[str, Any]], where: str) -> M:
+    """Validate a config section; the first problem becomes a one-line UserError."""
+    try:
+        return model(**dict(section or {}))
+    except ValidationError as err:
+        raise UserError(f"{where}: {describe(err, model)}") from None
+
+
+def describe(err: ValidationError, model: Type[BaseModel]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first.get("loc", ())) or "?"
+    if first.get("type") == "extra_forbidden":
+        return f"unknown setting {key!r}; known settings: {', '.join(model.model_fields)}"
+    kind = first.get("type", "")
+    value = first.get("input")
+    if kind.startswith("int"):
+        return f"{key} must be an integer, got {value!r}"
+    if kind.startswith("float"):
+        return f"{key} must be a number, got {value!r}"
+    if kind.startswith("bool"):
+        return f"{key} must be true or false, got {value!r}"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{key} {message}, got {value!r}"
