@@ -335,14 +335,3 @@ class Trainer:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         self.accelerator.wait_for_everyone()
 
-
-# Phase 3 (finetune/) imports these from here until it moves to checkpoints/callbacks. TEMPORARY.
-from .checkpoints import checkpoint_dir_for, fingerprint, global_rng_state, read_checkpoint, set_global_rng_state  # noqa: E402,F401
-
-
-def _test_fault_hook() -> None:  # TEMPORARY, phase 3 only
-    import os
-
-    delay = os.environ.get("SPACY_THREEPHASE_TEST_STEP_DELAY")
-    if delay:
-        time.sleep(float(delay))

@@ -5,20 +5,22 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import spacy
 import torch
 
-import spacy_threephase.finetune.loop as loop
+from spacy_threephase.callbacks import step_callback
+from spacy_threephase.checkpoints import checkpoint_dir_for
 from spacy_threephase.errors import UserError
 from spacy_threephase.finetune import train_pipeline
-from spacy_threephase.training import checkpoint_dir_for
+from spacy_threephase.finetune.loop import PHASE
 from conftest import write_docbins
-from test_resume import Interrupted, interrupt_at, kill_after_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "textcat.cfg"
@@ -38,6 +40,46 @@ LABELLED = [
     ("turn off the alarm please", "alarm"),
 ]
 PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"]
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def interrupt_at(n: int):
+    """A step callback that raises Interrupted after the n-th step (1-based)."""
+
+    def callback(phase, step, *model):
+        if phase == PHASE and step == n:
+            raise Interrupted()
+
+    return step_callback(callback)
+
+
+# The CLI in a subprocess, each step slowed down to 0.15 s (a step callback), so that the test
+# can kill it between a checkpoint and the end.
+SLOW_CLI = ("import sys, time; from spacy_threephase.callbacks import STEP_CALLBACKS; "
+            "STEP_CALLBACKS.append(lambda phase, step, *model: time.sleep(0.15)); "
+            "from spacy_threephase.cli import main; sys.argv[0] = 'spacy_threephase'; main()")
+
+
+def kill_after_checkpoint(args: list, checkpoint: Path, timeout: float = 120.0) -> None:
+    """Run the CLI with `args`, slowed down; SIGKILL it as soon as `checkpoint` exists."""
+    cmd = [sys.executable, "-c", SLOW_CLI, *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    deadline = time.time() + timeout
+    try:
+        while not checkpoint.exists():
+            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def write_corpus(path: Path) -> Path:
@@ -69,7 +111,8 @@ def cli_args(overrides: dict) -> list:
 
 
 def digest(directory: Path) -> dict:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(directory.rglob("*")) if p.is_file())
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 def outcome(model_dir: Path):
@@ -118,9 +161,9 @@ def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(ref, out)  # a good output already in place: the killed --overwrite run must not touch it
     before = digest(out)
-    cmd = [sys.executable, "-m", "spacy_threephase", "train", str(CONFIG), "--output", str(out), "--overwrite", "--checkpoint-every", "4", *cli_args(overrides)]
+    args = ["train", str(CONFIG), "--output", str(out), "--overwrite", "--checkpoint-every", "4", *cli_args(overrides)]
     checkpoint = checkpoint_dir_for(out) / "checkpoint.pt"
-    kill_after_checkpoint(cmd, checkpoint)
+    kill_after_checkpoint(args, checkpoint)
     assert digest(out) == before
     saved = torch.load(checkpoint, weights_only=False)
     assert saved["step"] in (3, 7, 11)  # checkpoints after every 4th step
@@ -128,7 +171,7 @@ def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
 
     from spacy_threephase.cli import app
 
-    result = CliRunner().invoke(app, cmd[3:])  # the same command again
+    result = CliRunner().invoke(app, args)  # the same command again
     assert result.exit_code == 0, result.output
     assert "resuming from" in result.output
     assert_same_outcome(out / "model-last", ref / "model-last")
@@ -136,16 +179,14 @@ def test_killed_then_resumed_equals_uninterrupted(reference, tmp_path):
     assert not checkpoint_dir_for(out).exists()
 
 
-def test_interrupted_after_a_new_best_resumes_from_the_checkpoint(reference, tmp_path, monkeypatch):
+def test_interrupted_after_a_new_best_resumes_from_the_checkpoint(reference, tmp_path):
     """Stopped at step 10 (last checkpoint after step 7; dev evaluations at 8 and 10 may have
     written newer best-* directories): no output appears, and the same call again ends like
     the uninterrupted run, model-best included."""
     root, overrides, ref = reference
     out = tmp_path / "out"
-    interrupt_at(monkeypatch, loop, 11)
-    with pytest.raises(Interrupted):
+    with interrupt_at(11), pytest.raises(Interrupted):
         train_pipeline(CONFIG, out, overrides=overrides, checkpoint_every=4)
-    monkeypatch.undo()
     assert not out.exists()
     ckpt = checkpoint_dir_for(out)
     assert torch.load(ckpt / "checkpoint.pt", weights_only=False)["step"] == 7
@@ -190,11 +231,12 @@ def test_offline_hub_name_through_spacy_cli_is_one_line(reference, tmp_path):
     root, overrides, ref = reference
     args = cli_args({**overrides, "paths.encoder": "some-org/surely-not-a-cached-model"})
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "spacy", "threephase", "train", str(CONFIG), "--output", str(tmp_path / "out"), *args],
-                          env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
+    cmd = [sys.executable, "-m", "spacy", "threephase", "train", str(CONFIG), "--output", str(tmp_path / "out"), *args]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 1, proc.stderr
     err = proc.stderr.strip().splitlines()
-    assert err[-1].startswith("✘ some-org/surely-not-a-cached-model: cannot load encoder: offline mode is on"), proc.stderr
+    expected = "✘ some-org/surely-not-a-cached-model: cannot load encoder: offline mode is on"
+    assert err[-1].startswith(expected), proc.stderr
     assert "local directory" in err[-1]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -212,4 +254,43 @@ def test_last_step_is_evaluated_when_runs_are_shorter_than_eval_frequency(refere
     rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
     assert [int(r[1]) for r in rows] == [0, 5], out.getvalue()
     meta = json.loads((tmp_path / "short" / "model-last" / "meta.json").read_text())
-    assert abs(meta["performance"]["cats_score"] * 100 - float(rows[-1][-2])) < 0.01  # model-last's meta: step 5's scores
+    # model-last's meta: step 5's scores
+    assert abs(meta["performance"]["cats_score"] * 100 - float(rows[-1][-2])) < 0.01
+
+
+def test_replayed_batches_are_those_of_the_killed_run():
+    """The batches are replayed from the recorded RNG states although the updates in between
+    drew from python's RNG (as spacy-transformers does), with a batch-size schedule (one
+    generator for the whole run) and the length-bucketed batcher."""
+    import random
+
+    from thinc.api import compounding
+
+    from spacy_threephase.batchers import configure_bucketed_batch
+    from spacy_threephase.finetune.loop import _TrainBatches
+
+    texts = [" ".join(["w"] * (1 + i % 9)) + f" {i}" for i in range(40)]
+
+    def batches():
+        batcher = configure_bucketed_batch(size=compounding(2.0, 8.0, 1.3), chunk_size=16, seed=0)
+        return _TrainBatches(None, lambda nlp: iter(texts), batcher, max_epochs=0)
+
+    random.seed(0)
+    first = batches()
+    seen = []
+    for n in range(30):
+        seen.append(next(first))
+        random.random()  # an update
+        if n == 16:
+            saved, rng = dict(first.rng_states), random.getstate()
+    # epochs started (and shuffled) before the checkpoint
+    assert len({epoch for epoch, _ in seen}) >= 3 and len(saved) >= 2
+    random.seed(123)  # the new process
+    second = batches()
+    second.replay(saved, 17)
+    random.setstate(rng)
+    resumed = []
+    for _ in range(17, 30):
+        resumed.append(next(second))
+        random.random()
+    assert resumed == seen[17:]

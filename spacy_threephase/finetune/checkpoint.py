@@ -1,7 +1,8 @@
 """Phase 3's checkpoint directory, `<output>.checkpoint/`:
 
     checkpoint.pt     the training state after some step (weights, optimizer, RNGs, history)
-    best-00000150/    model-best as of step 150 (a complete spaCy pipeline directory)
+    model-last/       the pipeline as of the last evaluation (what info["output_path"] names)
+    best-00000150/    model-best as of step 150 (a copy of model-last/ at that step)
 
 Each is written under a temporary name and renamed into place, so a kill at any moment
 leaves the last complete checkpoint. A best-* directory newer than checkpoint.pt may exist
@@ -12,11 +13,12 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ..checkpoints import read_checkpoint
 from ..errors import UserError
 from ..outputs import atomic_torch_save
-from ..training import read_checkpoint
 
 CHECKPOINT_FILE = "checkpoint.pt"
+LAST_DIR = "model-last"
 
 
 class CheckpointDir:
@@ -46,17 +48,27 @@ class CheckpointDir:
         if self.path.exists():
             shutil.rmtree(self.path)
 
-    def save_best(self, nlp, step: int) -> None:
-        """Write model-best as of `step`."""
+    def save_last(self, nlp) -> Path:
+        """Write the pipeline of this evaluation to model-last/ (replacing the previous one)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{LAST_DIR}.tmp-{os.getpid()}"
+        nlp.to_disk(tmp)
+        self._replace(tmp, LAST_DIR)
+        return self.path / LAST_DIR
+
+    def save_best(self, step: int) -> None:
+        """model-best as of `step`: a copy of model-last/, just written for that step."""
         name = f"best-{step:08d}"
         tmp = self.path / f".{name}.tmp-{os.getpid()}"
-        nlp.to_disk(tmp)
-        if (self.path / name).exists():  # left by a killed run that got past this step
-            shutil.rmtree(self.path / name)
-        tmp.rename(self.path / name)
+        shutil.copytree(self.path / LAST_DIR, tmp)
+        self._replace(tmp, name)  # replaces one left by a killed run that got past this step
         self.best = name
         self._prune()
+
+    def _replace(self, tmp: Path, name: str) -> None:
+        if (self.path / name).exists():
+            shutil.rmtree(self.path / name)
+        tmp.rename(self.path / name)
 
     def save_state(self, state: Dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -66,6 +78,9 @@ class CheckpointDir:
 
     def best_dir(self) -> Optional[Path]:
         return self.path / self.best if self.best else None
+
+    def last_dir(self) -> Optional[Path]:
+        return self.path / LAST_DIR if (self.path / LAST_DIR).is_dir() else None
 
     def _prune(self) -> None:
         """Keep the current best and the one the checkpoint refers to; drop leftovers."""

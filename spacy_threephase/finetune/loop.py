@@ -1,39 +1,56 @@
 """Phase 3: spaCy's training loop, made resumable (`python -m spacy threephase train`).
 
-The same config and the same steps as `spacy train` (spaCy's `train_while_improving`):
-update, finish_update, evaluate every `eval_frequency` steps, stop on `patience`,
-`max_steps` or `max_epochs`, write model-best and model-last. On top of it:
+It mirrors spaCy 3.8.x's `spacy/training/loop.py` (`train`, `train_while_improving`,
+`create_train_batches`; checked against 3.8.18, and tests/test_phase3_parity.py runs both
+on one config): the same seeding, epoch shuffles (python's global RNG), batches, updates,
+dropout and optimizer schedules, evaluations every `eval_frequency` steps, stops on
+`patience`, `max_steps` or `max_epochs`, the same console lines, and the same `info` dicts
+for the logger (epoch, step, score, other_scores, losses, checkpoints, seconds, words, and
+on evaluation steps output_path), so one seed gives the same losses and scores step by step
+as `spacy train`. The intentional differences:
 
-- every `checkpoint_every` steps the whole training state goes to `<output>.checkpoint/`
-  (weights, optimizer moments and schedules, dropout schedule, python/numpy/torch RNG
-  states, step, epoch, evaluation history, losses); the same command started again continues
-  from it and ends with the weights of an uninterrupted run (exactly on the CPU);
+- checkpoints and resume: every `checkpoint_every` steps the whole training state goes to
+  `<output>.checkpoint/` (weights, optimizer moments and schedules, python/numpy/torch RNG
+  states, step, epoch, evaluation history, losses, and python's RNG state wherever drawing a
+  batch used it, e.g. spaCy's shuffle at the start of an epoch). The same command started
+  again rebuilds the pipeline, replays the dropout and optimizer schedules and the batches
+  up to the checkpoint (each draw from the saved RNG state, so the batches, batcher
+  schedules included, are those of the killed run, although spacy-transformers draws from
+  python's RNG on every update), restores the state and continues: it ends with the
+  weights of an uninterrupted run (exactly on the CPU);
 - after the last step, one more dev evaluation when that step was not an evaluation step
-  (so model-best is never the untrained pipeline of step 0 on data too small for
-  `eval_frequency`);
-- each epoch is shuffled by `random.Random(seed + epoch)`, so a resumed run can skip to the
-  batch where the killed one stopped (spaCy shuffles with the global RNG instead, so the two
-  commands give different, equally valid, runs for one seed);
-- model-best and model-last appear in the output directory together at the end, by renaming
-  a complete temporary directory; an existing output is only replaced with `overwrite=True`,
-  and only once the new one is complete. A killed run leaves the old output as it was.
+  (spaCy skips it, so with fewer than `eval_frequency` steps its model-best is the untrained
+  pipeline of step 0); the logger gets that step a second time, evaluated;
+- where the pipeline of an evaluation goes: spaCy writes `<output>/model-last` (and copies it
+  to model-best on a new best) at every evaluation and sets `info["output_path"]` to it; here
+  it goes to `<output>.checkpoint/model-last` (a new best is copied to `best-<step>/` there),
+  `info["output_path"]` names that directory (what loggers that upload or load the pipeline
+  need: it exists while they see it, and the next evaluation replaces it, as spaCy's), and
+  model-best and model-last appear in the output directory together at the end, by renaming
+  a complete temporary directory. An existing output is only replaced with
+  `overwrite=True`, and only once the new one is complete;
+- on an error spaCy saves the weights of the moment as model-last; here a failed or killed
+  run leaves the old output as it was and its checkpoint to resume from.
 """
 import random
 import shutil
 import sys
 from pathlib import Path
 from timeit import default_timer as timer
-from typing import IO, Any, Dict, Iterator, Optional, Tuple, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union
 
+from ..callbacks import after_step
+from ..checkpoints import checkpoint_dir_for, fingerprint, global_rng_state, set_global_rng_state
 from ..config import load_config, validation_summary
 from ..errors import UserError
 from ..outputs import atomic_output_dir, check_output_dir
-from ..training import _test_fault_hook, checkpoint_dir_for, fingerprint, global_rng_state, set_global_rng_state
 from .checkpoint import CheckpointDir
 from .state import get_optimizer_state, get_weights, parameter_names, set_optimizer_state, set_weights
 
 DIR_MODEL_BEST = "model-best"
 DIR_MODEL_LAST = "model-last"
+PHASE = "finetune"  # the phase name step callbacks get (spacy_threephase.callbacks)
+STATE_VERSION = 2  # 2: batches replayed with python's RNG as recorded (1: shuffled by (seed, epoch))
 
 
 def train_pipeline(
@@ -55,6 +72,7 @@ def train_pipeline(
     checkpoint_every: steps between checkpoints (0 = none).
     """
     from spacy import util
+    from spacy.training.initialize import init_nlp
 
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
@@ -70,61 +88,63 @@ def train_pipeline(
     if use_gpu >= 0:
         util.require_gpu(use_gpu)
     with _config_errors(config_path):
-        nlp, T, train_corpus, dev_corpus = _initialize(config, use_gpu)
-    run = _Run(nlp, T, train_corpus, dev_corpus, checkpoints, checkpoint_every, stdout, stderr)
+        nlp = init_nlp(config, use_gpu=use_gpu)
+        run = _Run(nlp, use_gpu, checkpoints, checkpoint_every, stdout, stderr)
     if saved is not None:
         run.restore(saved)
         print(f"[phase 3] resuming from {checkpoints.state_file}: step {run.step}", file=stderr, flush=True)
     run.train()
     with atomic_output_dir(output_dir, overwrite) as tmp:
-        run.save(tmp / DIR_MODEL_LAST)
+        last = checkpoints.last_dir()
+        if run.saved_step == run.step and last is not None:  # the last step was evaluated and saved
+            shutil.copytree(last, tmp / DIR_MODEL_LAST)
+        else:
+            run.save(tmp / DIR_MODEL_LAST)
         best = checkpoints.best_dir()
         shutil.copytree(best if best is not None else tmp / DIR_MODEL_LAST, tmp / DIR_MODEL_BEST)
     checkpoints.discard()
     return output_dir
 
 
-def _initialize(config, use_gpu: int):
-    from spacy.schemas import ConfigSchemaTraining
-    from spacy.training.initialize import init_nlp
-    from spacy.util import registry, resolve_dot_names
-
-    nlp = init_nlp(config, use_gpu=use_gpu)
-    interpolated = nlp.config.interpolate()
-    T = registry.resolve(interpolated["training"], schema=ConfigSchemaTraining)
-    train_corpus, dev_corpus = resolve_dot_names(interpolated, [T["train_corpus"], T["dev_corpus"]])
-    return nlp, T, train_corpus, dev_corpus
-
-
 class _Run:
     """One phase-3 run: its loop state, and what a checkpoint holds of it."""
 
-    def __init__(self, nlp, T, train_corpus, dev_corpus, checkpoints: CheckpointDir, checkpoint_every: int, stdout, stderr):
+    def __init__(self, nlp, use_gpu: int, checkpoints: CheckpointDir, checkpoint_every: int, stdout, stderr):
+        """As spaCy's `train()`: seed, GPU allocator, then the [training] objects, in that order."""
+        from spacy.schemas import ConfigSchemaTraining
         from spacy.training.loop import create_before_to_disk_callback, create_evaluation_callback
-        from thinc.api import constant, fix_random_seed
+        from spacy.util import registry, resolve_dot_names
+        from thinc.api import constant, fix_random_seed, set_gpu_allocator
 
+        config = nlp.config.interpolate()
+        if config["training"]["seed"] is not None:
+            fix_random_seed(config["training"]["seed"])
+        if use_gpu >= 0 and config["training"]["gpu_allocator"]:
+            set_gpu_allocator(config["training"]["gpu_allocator"])
+        T = registry.resolve(config["training"], schema=ConfigSchemaTraining)
+        train_corpus, dev_corpus = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
         self.nlp, self.T, self.checkpoints = nlp, T, checkpoints
         self.checkpoint_every = checkpoint_every
         self.stdout, self.stderr = stdout, stderr
-        self.seed = T["seed"] if T["seed"] is not None else 0
-        fix_random_seed(self.seed)
         self.optimizer = T["optimizer"]
         self.dropouts = constant(T["dropout"]) if isinstance(T["dropout"], float) else T["dropout"]
         self.evaluate = create_evaluation_callback(nlp, dev_corpus, T["score_weights"])
         self.before_to_disk = create_before_to_disk_callback(T["before_to_disk"])
-        self.batches = _train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"], self.seed)
+        self.batches = _TrainBatches(nlp, train_corpus, T["batcher"], T["max_epochs"])
         self.names = parameter_names(nlp)
         self.step = -1  # the last step done
         self.results: list = []  # (score, step) of each evaluation
         self.losses: Dict[str, float] = {}
         self.words_seen = 0
         self.seconds = 0.0
+        self.saved_step: Optional[int] = None  # the step of <checkpoint>/model-last
+        self._start = 0.0
 
     # -- checkpoints ------------------------------------------------------------------------
 
     def state(self, epoch: int) -> Dict[str, Any]:
         return {
-            "version": 1,
+            "version": STATE_VERSION,
             "step": self.step,
             "epoch": epoch,
             "results": list(self.results),
@@ -134,9 +154,13 @@ class _Run:
             "weights": get_weights(self.nlp),
             "optimizer": get_optimizer_state(self.optimizer, self.names),
             "rng": global_rng_state(),
+            "batch_rng": dict(self.batches.rng_states),
         }
 
     def restore(self, saved: Dict[str, Any]) -> None:
+        if saved.get("version") != STATE_VERSION:
+            raise UserError(f"{self.checkpoints.state_file}: a checkpoint of an earlier version; "
+                            f"delete {self.checkpoints.path} to start again")
         try:
             set_weights(self.nlp, saved["weights"])
             for _ in range(saved["step"] + 1):  # schedules are generators: replay them
@@ -144,9 +168,9 @@ class _Run:
                 next(self.dropouts)
             set_optimizer_state(self.optimizer, saved["optimizer"], self.names)
         except (ValueError, KeyError) as err:
-            raise UserError(f"{self.checkpoints.state_file}: does not fit this pipeline ({err}); delete {self.checkpoints.path} to start again") from None
-        for _ in range(saved["step"] + 1):  # the batches the killed run had used
-            next(self.batches)
+            raise UserError(f"{self.checkpoints.state_file}: does not fit this pipeline ({err}); "
+                            f"delete {self.checkpoints.path} to start again") from None
+        self.batches.replay(saved["batch_rng"], saved["step"] + 1)  # the batches the killed run had used
         set_global_rng_state(saved["rng"])
         self.step = saved["step"]
         self.results = [tuple(r) for r in saved["results"]]
@@ -157,17 +181,24 @@ class _Run:
     # -- training ---------------------------------------------------------------------------
 
     def train(self) -> None:
-        """spaCy's train_while_improving, step for step, with checkpoints; and one more dev
-        evaluation after the last step when that step was not an evaluation step (spaCy
-        skips it, so with fewer than `eval_frequency` steps its model-best is the untrained
-        step-0 pipeline)."""
+        """spaCy's train_while_improving and the logging of train(), step for step, with
+        checkpoints; and one more dev evaluation after the last step when that step was not
+        an evaluation step."""
         from spacy.training.loop import subdivide_batch
+        from wasabi import Printer
 
         nlp, T, optimizer = self.nlp, self.T, self.optimizer
         frozen, annotating = T["frozen_components"], T["annotating_components"]
+        msg = Printer(no_print=True)
+        self.stdout.write(msg.info(f"Pipeline: {nlp.pipe_names}") + "\n")
+        if frozen:
+            self.stdout.write(msg.info(f"Frozen components: {frozen}") + "\n")
+        if annotating:
+            self.stdout.write(msg.info(f"Set annotations on update for: {annotating}") + "\n")
+        self.stdout.write(msg.info(f"Initial learn rate: {optimizer.learn_rate}") + "\n")
         with nlp.select_pipes(disable=frozen):
             log_step, finalize_logger = T["logger"](nlp, self.stdout, self.stderr)
-        start = timer() - self.seconds
+        self._start = timer() - self.seconds
         epoch = 0
         try:
             for epoch, batch in self.batches:
@@ -177,29 +208,31 @@ class _Run:
                     T["before_update"](nlp, {"step": step, "epoch": epoch})
                 dropout = next(self.dropouts)
                 for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
-                    nlp.update(subbatch, drop=dropout, losses=self.losses, sgd=False, exclude=frozen, annotates=annotating)
+                    nlp.update(subbatch, drop=dropout, losses=self.losses, sgd=False, exclude=frozen,
+                               annotates=annotating)
                 for name, proc in nlp.pipeline:
-                    if name not in frozen and getattr(proc, "is_trainable", False) and proc.model not in (True, False, None):
+                    trainable = getattr(proc, "is_trainable", False) and proc.model not in (True, False, None)
+                    if name not in frozen and trainable:
                         proc.finish_update(optimizer)
                 optimizer.step_schedules()
                 self.words_seen += sum(len(eg) for eg in batch)
-                self.seconds = timer() - start
                 self._log_step(log_step, epoch, evaluate=not step % T["eval_frequency"])
                 best_score, neg_best_step = max((s, -st) for s, st in self.results)
-                done = bool(T["patience"] and (step + neg_best_step) >= T["patience"]) or bool(T["max_steps"] and step >= T["max_steps"])
+                done = bool(T["patience"] and (step + neg_best_step) >= T["patience"])
+                done = done or bool(T["max_steps"] and step >= T["max_steps"])
                 if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and not done:
                     self.checkpoints.save_state(self.state(epoch))
-                _test_fault_hook()
+                after_step(PHASE, step + 1, nlp)  # steps done, as phases 1 and 2 count them
                 if done:
                     break
             if self.step >= 0 and self.results[-1][1] != self.step:
-                self.seconds = timer() - start
                 self._log_step(log_step, epoch, evaluate=True)
         finally:
             finalize_logger()
 
     def _log_step(self, log_step, epoch: int, evaluate: bool) -> None:
-        """Evaluate on dev when asked (saving a new best), then hand the step to the logger."""
+        """Evaluate on dev when asked (saving the pipeline as spaCy's train() does), then hand
+        the step's info to the logger."""
         from spacy.training.loop import update_meta
 
         nlp, T, optimizer, step = self.nlp, self.T, self.optimizer, self.step
@@ -209,6 +242,7 @@ class _Run:
                 score, other_scores = self.evaluate()
             self.results.append((score, step))
             is_best = score == max(self.results)[0]
+        self.seconds = timer() - self._start
         info = {
             "epoch": epoch,
             "step": step,
@@ -222,33 +256,80 @@ class _Run:
         if is_best is not None:
             with nlp.select_pipes(disable=T["frozen_components"]):
                 update_meta(T, nlp, info)
-            if is_best:
-                with nlp.use_params(optimizer.averages):
-                    self.checkpoints.save_best(self.before_to_disk(nlp), step)
+            info["output_path"] = str(self._save_evaluated(is_best))
         log_step(info if is_best is not None else None)
         if is_best is not None:
             self.losses = {}
+
+    def _save_evaluated(self, is_best: bool) -> Path:
+        """The pipeline of this evaluation to <checkpoint>/model-last (and best-<step>/ on a
+        new best), where spaCy's train() writes <output>/model-last (and model-best)."""
+        with self.nlp.use_params(self.optimizer.averages):
+            last = self.checkpoints.save_last(self.before_to_disk(self.nlp))
+        if is_best:
+            self.checkpoints.save_best(self.step)
+        self.saved_step = self.step
+        return last
 
     def save(self, path: Path) -> None:
         with self.nlp.use_params(self.optimizer.averages):
             self.before_to_disk(self.nlp).to_disk(path)
 
 
-def _train_batches(nlp, corpus, batcher, max_epochs: int, seed: int) -> Iterator[Tuple[int, list]]:
-    """spaCy's create_train_batches, with each epoch's order a function of (seed, epoch)."""
+class _TrainBatches:
+    """spaCy's `create_train_batches` (the same epochs, shuffled in place with python's global
+    RNG), and able to replay the batches of a killed run.
+
+    The draws of the batches are not the only users of python's RNG (spacy-transformers draws
+    from it on every update), so a replay from the seed alone would shuffle differently. For
+    each batch whose drawing used python's RNG (the first batch of an epoch: spaCy's shuffle,
+    a shuffling or augmenting corpus, a batcher using it), the RNG state it started from is
+    recorded in `rng_states`, keyed by the batch's position; a checkpoint keeps them, and a
+    replay starts those draws from the same states. Other batches' draws do not depend on it.
+    """
+
+    def __init__(self, nlp, corpus, batcher, max_epochs: int):
+        self.rng_states: Dict[int, Any] = {}
+        self.drawn = 0
+        self._replaying: Dict[int, Any] = {}
+        self._batches = _create_train_batches(nlp, corpus, batcher, max_epochs)
+
+    def __iter__(self) -> Iterator[Tuple[int, List]]:
+        return self
+
+    def __next__(self) -> Tuple[int, List]:
+        n = self.drawn
+        if n in self._replaying:
+            random.setstate(self._replaying.pop(n))
+        before = random.getstate()
+        item = next(self._batches)
+        if random.getstate() != before:
+            self.rng_states[n] = before
+        self.drawn += 1
+        return item
+
+    def replay(self, rng_states: Dict[int, Any], n: int) -> None:
+        """Draw the first n batches again, as the run that recorded `rng_states` drew them."""
+        self._replaying = dict(rng_states)
+        for _ in range(n):
+            next(self)
+        self._replaying = {}
+
+
+def _create_train_batches(nlp, corpus, batcher, max_epochs: int) -> Iterator[Tuple[int, List]]:
+    """spaCy's create_train_batches, line for line, with a one-line error for an empty corpus."""
     epoch = 0
-    examples = None
+    examples: Any = None
     if max_epochs >= 0:
         examples = list(corpus(nlp))
         if not examples:
             raise UserError("the training corpus is empty")
     while max_epochs < 1 or epoch != max_epochs:
-        if examples is not None:
-            order = list(examples)
-            random.Random(seed * 100003 + epoch).shuffle(order)
-        else:  # max_epochs = -1: stream the corpus as it is
-            order = corpus(nlp)
-        for batch in batcher(order):
+        if max_epochs >= 0:
+            random.shuffle(examples)
+        else:
+            examples = corpus(nlp)
+        for batch in batcher(examples):
             yield epoch, batch
         epoch += 1
 
@@ -269,7 +350,8 @@ def _check_known_settings(config, config_path) -> None:
     for section, schema in (("training", ConfigSchemaTraining), ("nlp", ConfigSchemaNlp)):
         unknown = sorted(set(config.get(section, {})) - set(schema.model_fields))
         if unknown:
-            raise UserError(f"{config_path}: [{section}] {unknown[0]}: unknown setting (known: {', '.join(sorted(schema.model_fields))})")
+            known = ", ".join(sorted(schema.model_fields))
+            raise UserError(f"{config_path}: [{section}] {unknown[0]}: unknown setting (known: {known})")
 
 
 def _check_data_paths(config, config_path) -> None:

@@ -57,7 +57,8 @@ def get_weights(nlp) -> Dict[str, Any]:
             for j, shim in enumerate(node.shims):
                 module = _torch_module(shim)
                 if module is not None:
-                    weights[f"{comp}/{i}/shim{j}"] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+                    state = module.state_dict()
+                    weights[f"{comp}/{i}/shim{j}"] = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
     return weights
 
 
