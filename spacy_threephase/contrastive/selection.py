@@ -6,9 +6,9 @@
   of the label set (for multi-label data: the whole set). Default k = 5.
 - Spearman correlation between cos(u, v) and the pair label over dev pairs drawn like the
   train pairs (same sampler, fixed seed); it breaks ties between epochs of equal accuracy.
+  Computed in numpy (`spearman`, equal to scipy.stats.spearmanr) so scipy is no dependency.
 """
 import math
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy
@@ -40,16 +40,43 @@ def knn_accuracy(train_vecs, train_keys, query_vecs, query_keys, k: int = 5) -> 
     return sum(p == g for p, g in zip(preds, query_keys)) / len(query_keys)
 
 
+def average_ranks(values) -> numpy.ndarray:
+    """1-based ranks; tied values share the mean of their ranks (scipy's rankdata "average")."""
+    x = numpy.asarray(values, dtype=numpy.float64).ravel()
+    n = len(x)
+    order = numpy.argsort(x, kind="mergesort")
+    inverse = numpy.empty(n, dtype=numpy.intp)
+    inverse[order] = numpy.arange(n, dtype=numpy.intp)
+    sorted_x = x[order]
+    starts = numpy.r_[True, sorted_x[1:] != sorted_x[:-1]] if n else numpy.zeros(0, dtype=bool)
+    group = numpy.cumsum(starts)[inverse]  # 1-based index of each value's tie group
+    bounds = numpy.r_[numpy.nonzero(starts)[0], n]  # group g spans sorted positions bounds[g-1]..bounds[g]-1
+    return 0.5 * (bounds[group] + bounds[group - 1] + 1)
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho: the Pearson correlation of the average ranks (as scipy.stats.spearmanr).
+
+    NaN when either side is constant, has fewer than 2 values or contains NaN.
+    """
+    a = numpy.asarray(a, dtype=numpy.float64).ravel()
+    b = numpy.asarray(b, dtype=numpy.float64).ravel()
+    if len(a) != len(b):
+        raise ValueError(f"spearman: {len(a)} vs {len(b)} values")
+    if len(a) < 2 or numpy.isnan(a).any() or numpy.isnan(b).any():
+        return float("nan")
+    ra, rb = average_ranks(a), average_ranks(b)
+    if ra.min() == ra.max() or rb.min() == rb.max():
+        return float("nan")
+    # numpy.corrcoef on the ranks, exactly as spearmanr does (same rounding, clipped to [-1, 1])
+    return float(numpy.corrcoef(ra, rb)[0, 1])
+
+
 def pair_spearman(vecs: torch.Tensor, pairs: Pairs) -> float:
     if len(pairs) < 3 or numpy.all(pairs.score == pairs.score[0]):
         return float("nan")
-    from scipy.stats import spearmanr
-
     cos = (vecs[torch.from_numpy(pairs.first)] * vecs[torch.from_numpy(pairs.second)]).sum(-1).numpy()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rho = spearmanr(cos, pairs.score).correlation
-    return float(rho)
+    return spearman(cos, pairs.score)
 
 
 def class_gap(vecs: torch.Tensor, keys: Sequence) -> Tuple[float, float]:
