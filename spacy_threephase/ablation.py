@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
+from .configs import default_config_path
 from .errors import UserError
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # slug -> (display name, encoder recipe)
 VARIANTS: Dict[str, str] = {
@@ -88,10 +87,10 @@ class AblationSettings:
     seeds: List[int] = field(default_factory=lambda: [0, 1, 2])
     variants: List[str] = field(default_factory=lambda: list(VARIANTS))
     encoder: str = "default"
-    dae_config: Path = CONFIGS / "dae.cfg"
-    contrastive_config: Path = CONFIGS / "contrastive.cfg"
-    joint_config: Path = CONFIGS / "joint.cfg"
-    textcat_config: Path = CONFIGS / "textcat.cfg"
+    dae_config: Path = field(default_factory=lambda: default_config_path("dae"))
+    contrastive_config: Path = field(default_factory=lambda: default_config_path("contrastive"))
+    joint_config: Path = field(default_factory=lambda: default_config_path("joint"))
+    textcat_config: Path = field(default_factory=lambda: default_config_path("textcat"))
     # extra config overrides per phase ({"training.batch_size": 8, ...})
     dae_overrides: Dict[str, Any] = field(default_factory=dict)
     cl_overrides: Dict[str, Any] = field(default_factory=dict)

@@ -21,3 +21,16 @@ def test_every_dependency_exists_or_is_made_by_an_earlier_step():
                 assert (REPO / path).exists() or path in made, f"workflow {name}, step {step}: missing dependency {dep}"
             made.update(Path(out) for out in cmd.get("outputs", []))
             made.update(Path(out).parent for out in cmd.get("outputs", []))
+
+
+def test_each_config_dependency_is_passed_by_its_script():
+    """A config listed in deps but not on the command line would make weasel rerun the step
+    for edits that cannot change its output (and hide which config it really reads)."""
+    config = load_project_config(REPO)
+    for cmd in config["commands"]:
+        script = " ".join(cmd.get("script", []))
+        args = {Path(arg).as_posix() for arg in script.replace("'", " ").split()}
+        for dep in cmd.get("deps", []):
+            path = Path(dep).as_posix()
+            if path.endswith(".cfg"):
+                assert path in args, f"{cmd['name']}: depends on {dep} but its script does not pass it"

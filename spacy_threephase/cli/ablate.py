@@ -17,17 +17,25 @@ def ablate_cli(
     seed_list: Optional[str] = typer.Option(None, "--seed-list", help="Explicit comma-separated seeds (instead of --seeds), e.g. 0,5,7"),
     variants: Optional[List[str]] = typer.Option(None, "--variants", "-v", help="Subset (repeat or comma-separate): threephase, joint, dae_ft, cl_ft, extra_imb, no_imb, ft"),
     encoder: str = typer.Option("default", "--encoder", "-e", help="Encoder every variant starts from"),
-    dae_epochs: Optional[int] = typer.Option(None, "--dae-epochs", help="Phase-1 epochs (default: configs/dae.cfg)"),
-    cl_epochs: Optional[int] = typer.Option(None, "--cl-epochs", help="Phase-2 epochs (default: configs/contrastive.cfg)"),
-    joint_epochs: Optional[int] = typer.Option(None, "--joint-epochs", help="Joint epochs (default: configs/joint.cfg)"),
-    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Phase-3 max_epochs (default: configs/textcat.cfg)"),
+    dae_epochs: Optional[int] = typer.Option(None, "--dae-epochs", help="Phase-1 epochs (default: its config's)"),
+    cl_epochs: Optional[int] = typer.Option(None, "--cl-epochs", help="Phase-2 epochs (default: its config's)"),
+    joint_epochs: Optional[int] = typer.Option(None, "--joint-epochs", help="Joint epochs (default: its config's)"),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", help="Phase-3 max_epochs (default: its config's)"),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Phase-3 max_steps"),
     eval_frequency: Optional[int] = typer.Option(None, "--eval-frequency", help="Phase-3 eval_frequency"),
     pooling: Optional[str] = typer.Option(None, "--pooling", help="mean/cls for all phases (default: the configs')"),
-    dae_config: Optional[Path] = typer.Option(None, "--dae-config"),
-    contrastive_config: Optional[Path] = typer.Option(None, "--contrastive-config"),
-    joint_config: Optional[Path] = typer.Option(None, "--joint-config"),
-    textcat_config: Optional[Path] = typer.Option(None, "--textcat-config"),
+    dae_config: Optional[Path] = typer.Option(
+        None, "--dae-config", help="Phase 1 config (default: the packaged dae.cfg)"
+    ),
+    contrastive_config: Optional[Path] = typer.Option(
+        None, "--contrastive-config", help="Phase 2 config (default: the packaged contrastive.cfg)"
+    ),
+    joint_config: Optional[Path] = typer.Option(
+        None, "--joint-config", help="Joint config (default: the packaged joint.cfg)"
+    ),
+    textcat_config: Optional[Path] = typer.Option(
+        None, "--textcat-config", help="Phase 3 config (default: the packaged textcat.cfg)"
+    ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="CUDA device, -1 = CPU"),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep the encoders and pipelines under OUTPUT_DIR/work"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
