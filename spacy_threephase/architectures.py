@@ -1,5 +1,7 @@
 """Registered thinc architectures: the phase-3 classifier head and the encoder loader."""
-from typing import Any, Callable, Dict, List, Optional
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from spacy import registry
 from spacy.tokens import Doc
@@ -7,7 +9,8 @@ from spacy_transformers.layers import TransformerListener
 from thinc.api import Gelu, HardSwish, Linear, Logistic, Mish, Model, Relu, Softmax, Swish, chain
 from thinc.types import Floats2d
 
-from .encoder import _load_error, resolve_encoder
+from . import empty_docs
+from .encoder import META_FILE, _load_error, check_pooling, read_pooling, resolve_encoder
 from .errors import UserError
 from .layers import sentence_pooling
 
@@ -26,11 +29,12 @@ def build_textcat_mlp(
     hidden_width: int = 256,
     activation: str = "gelu",
     dropout: float = 0.1,
-    pooling: str = "mean",
+    pooling: Optional[str] = None,
     freeze_encoder: bool = False,
     grad_factor: float = 1.0,
     upstream: str = "*",
     nO: Optional[int] = None,
+    encoder: Optional[str] = None,
 ) -> Model[List[Doc], Floats2d]:
     """Two-layer MLP over the pooled sentence vector of an upstream `transformer`.
 
@@ -38,6 +42,13 @@ def build_textcat_mlp(
     Linear(hidden_width, n_labels) -> softmax (exclusive_classes) or logistic (multi-label).
     With freeze_encoder the transformer still runs, but no gradient is sent back to it, so
     its weights stay as they are (its backward pass and optimizer step are skipped).
+
+    pooling None means: what the encoder directory says (phases 1-2 save it), else mean. A
+    fixed "mean" would silently throw away what a cls-trained encoder learned. `encoder` is
+    the transformer component's model name (textcat.cfg interpolates it). The pooling is
+    resolved when the model is initialized (training), not when it is built: a pipeline
+    loaded from disk keeps the pooling it was trained with (it is saved in the model's
+    attrs), even where the encoder directory it started from is gone.
     """
     if activation not in ACTIVATIONS:
         raise ValueError(f"TextCatMLP: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
@@ -51,14 +62,66 @@ def build_textcat_mlp(
     listener = TransformerListener(upstream_name=upstream)
     if freeze_encoder:
         listener = stop_gradient(listener)
-    pooled = sentence_pooling(pooling, grad_factor=0.0 if freeze_encoder else grad_factor)
+    if pooling is not None:
+        check_pooling(pooling)
+    pooled = sentence_pooling(pooling or "mean", grad_factor=0.0 if freeze_encoder else grad_factor)
     model = chain(listener, pooled, hidden, output_layer)
     model.name = "textcat_mlp"
     model.attrs["multi_label"] = not exclusive_classes
-    model.attrs["pooling"] = pooling
+    model.attrs["pooling"] = pooled.attrs["mode"]  # until init resolves a None
     model.attrs["freeze_encoder"] = freeze_encoder
     model.set_ref("output_layer", output_layer if exclusive_classes else output_layer.layers[0])
+    chain_init = model.init
+
+    def init(model: Model, X=None, Y=None):
+        mode = resolve_pooling(pooling, encoder)
+        model.attrs["pooling"] = mode
+        pooled.attrs["mode"] = mode
+        return chain_init(model, X=X, Y=Y)
+
+    model.init = init
+    empty_docs.install()
     return model
+
+
+def saved_pooling(encoder: Optional[str]) -> Tuple[Optional[str], Optional[Path], bool]:
+    """(pooling, directory, trained) an encoder setting's directory records, if it is local.
+
+    trained: the pooling comes from threephase.json, i.e. phases 1-2 trained the encoder
+    with it. A plain sentence-transformers directory (1_Pooling only) gives a default, which
+    may be overridden, as phases 1-2 allow with --encoder.pooling.
+    """
+    if not encoder:
+        return None, None, False
+    try:
+        path = Path(resolve_encoder(encoder))
+    except UserError:  # the transformer component reports a bad encoder setting itself
+        return None, None, False
+    if not path.is_dir():  # a Hugging Face hub name
+        return None, None, False
+    meta = path / META_FILE
+    if meta.exists():
+        try:
+            trained = json.loads(meta.read_text(encoding="utf8")).get("pooling")
+        except (ValueError, AttributeError):
+            raise UserError(f"{meta}: not a valid JSON object") from None
+        if trained:
+            return check_pooling(trained), path, True
+    return read_pooling(path), path, False
+
+
+def resolve_pooling(pooling: Optional[str], encoder: Optional[str]) -> str:
+    """The pooling phase 3 uses: the configured one, else the encoder directory's, else mean."""
+    saved, path, trained = saved_pooling(encoder)
+    if pooling in (None, ""):
+        return saved or "mean"
+    check_pooling(pooling)
+    if trained and saved != pooling:
+        raise UserError(
+            f"{path}: components.textcat.model.pooling is {pooling!r} but this encoder was trained with {saved!r} "
+            f"pooling ({META_FILE}); set the pooling to null (use the encoder's) or to {saved!r}"
+        )
+    return pooling
 
 
 def stop_gradient(layer: Model) -> Model:
@@ -82,7 +145,8 @@ def build_transformer_model(
 ) -> Model:
     """spacy-transformers' TransformerModel.v3, with `name` resolved like phases 1-2 do:
     "default" is the offline all-MiniLM-L6-v2 copy, local paths must exist, anything else
-    is a Hugging Face hub name."""
+    is a Hugging Face hub name. Empty docs are encoded like a whitespace-only text (see
+    `empty_docs`)."""
     build = registry.get("architectures", "spacy-transformers.TransformerModel.v3")
     try:
         source = resolve_encoder(name)
@@ -110,4 +174,5 @@ def build_transformer_model(
             raise _load_error(model.attrs["name"], err) from None
 
     model.init = init
-    return model
+    empty_docs.install()
+    return empty_docs.allow_empty_docs(model)
