@@ -132,7 +132,7 @@ def load_encoder(
     try:
         config = AutoConfig.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
-        model = (model_cls or AutoModel).from_pretrained(source, config=config)
+        model = from_pretrained_fused(model_cls or AutoModel, source, config=config)
     except (OSError, ValueError) as err:
         raise _load_error(str(name), err) from None
     if pooling in (None, "", "auto"):
@@ -140,6 +140,18 @@ def load_encoder(
     check_pooling(pooling)
     length = effective_max_length(tokenizer, config, max_length)
     return LoadedEncoder(str(name), source, tokenizer, model, pooling, length)
+
+
+def from_pretrained_fused(cls, source: str, **kwargs):
+    """`cls.from_pretrained` with PyTorch's fused attention (SDPA: no attention computed for
+    padding, fewer kernels), or the architecture's own attention where transformers has no
+    SDPA version of it."""
+    try:
+        return cls.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+    except (ValueError, ImportError) as err:
+        if "sdpa" not in str(err).lower() and "scaled_dot_product" not in str(err).lower():
+            raise
+        return cls.from_pretrained(source, **kwargs)
 
 
 def tokenize(tokenizer, texts: List[str], max_length: int) -> Dict[str, "torch.Tensor"]:  # noqa: F821

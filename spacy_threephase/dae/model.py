@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..encoder import pool
+from ..encoder import from_pretrained_fused, pool
 from ..errors import UserError
 
 # Causal-LM classes whose forward is exactly `head(base_model(...).last_hidden_state)`
@@ -104,7 +104,7 @@ def build_decoder(source: str, encoder: nn.Module, *, name: Optional[str] = None
     config.add_cross_attention = True
     try:
         with _quiet_transformers():
-            decoder = AutoModelForCausalLM.from_pretrained(source, config=config)
+            decoder = from_pretrained_fused(AutoModelForCausalLM, source, config=config)
     except (ValueError, KeyError) as err:
         raise UserError(f"{unsupported} ({_first_line(err)})") from None
     if not any("cross" in n for n, _ in decoder.named_parameters()):
