@@ -98,6 +98,9 @@ class AblationSettings:
     textcat_overrides: Dict[str, Any] = field(default_factory=dict)
     gpu_id: int = -1
     keep_models: bool = False
+    # phase 2 and Joint: "config" = as the configs say (class-aware in-batch pairs by default);
+    # "paper" = the paper's shuffled-copies pairs and pair loss (contrastive/paper.py)
+    cl_sampler: str = "config"
 
 
 def _say(msg: str) -> None:
@@ -156,6 +159,23 @@ def run_ablation(
     return json.loads((output_dir / "ablation.json").read_text(encoding="utf8"))
 
 
+def _sampler_configs(s: AblationSettings, work: Path):
+    """The phase-2 and Joint configs to run: as given, or with the paper's pair sampler."""
+    if s.cl_sampler == "config":
+        return s.contrastive_config, s.joint_config
+    if s.cl_sampler != "paper":
+        raise UserError(f"ablation: cl_sampler must be 'config' or 'paper', got {s.cl_sampler!r}")
+    from .config import load_config
+    from .contrastive.paper import with_paper_pairs
+
+    paths = []
+    for name, source in (("contrastive", s.contrastive_config), ("joint", s.joint_config)):
+        path = work / f"{name}-paper-pairs.cfg"
+        with_paper_pairs(load_config(source, interpolate=False)).to_disk(path)
+        paths.append(path)
+    return tuple(paths)
+
+
 def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat) -> List[Dict[str, Any]]:
     from .contrastive.train import train_contrastive
     from .dae.train import train_dae
@@ -174,9 +194,11 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
         seconds[name] = time.time() - t
         _say(f"[ablation] seed {seed}: {name} done in {seconds[name]:.1f} s")
 
+    cl_config, joint_config = _sampler_configs(s, work)
     if "dae" in needed:
         out = work / "dae"
-        timed("dae", lambda: train_dae(s.dae_config, corpus / "texts.txt", out, encoder=s.encoder, overrides={**common, **s.dae_overrides}, overwrite=True))
+        dae_overrides = {**common, "training.dev_corpus": str(corpus), **s.dae_overrides}  # selection on dev k-NN
+        timed("dae", lambda: train_dae(s.dae_config, corpus / "texts.txt", out, encoder=s.encoder, overrides=dae_overrides, overwrite=True))
         encoders["dae"] = str(out)
     for step in ("cl_dae", "cl_dae_extra", "cl_dae_noimb", "cl_base"):
         if step not in needed:
@@ -184,11 +206,11 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
         out = work / step
         start = encoders["dae"] if step.startswith("cl_dae") else s.encoder
         overrides = {**common, **s.cl_overrides, **IMBALANCE[step]}
-        timed(step, lambda: train_contrastive(s.contrastive_config, corpus, out, encoder=start, overrides=overrides, overwrite=True))
+        timed(step, lambda: train_contrastive(cl_config, corpus, out, encoder=start, overrides=overrides, overwrite=True))
         encoders[step] = str(out)
     if "joint" in needed:
         out = work / "joint"
-        timed("joint", lambda: train_joint(s.joint_config, corpus, out, encoder=s.encoder, overrides={**common, **s.joint_overrides}, overwrite=True))
+        timed("joint", lambda: train_joint(joint_config, corpus, out, encoder=s.encoder, overrides={**common, **s.joint_overrides}, overwrite=True))
         encoders["joint"] = str(out)
 
     results = []
@@ -296,6 +318,7 @@ def _write(output_dir: Path, variants, s: AblationSettings, runs, corpus, source
             "textcat": s.textcat_overrides,
         },
         "configs": {k: str(getattr(s, k)) for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")},
+        "cl_sampler": s.cl_sampler,
     }
     data = {"meta": meta, "summary": rows, "runs": runs}
     for name, text in (("ablation.json", json.dumps(data, indent=2, default=str)), ("ablation.md", format_markdown(rows, meta))):

@@ -51,7 +51,7 @@ class Phase:
         raise NotImplementedError
 
     steps_per_epoch: int = 0
-    rng_objects: Dict[str, Any] = {}
+    checkpointed: List[Any] = []  # objects with state_dict / load_state_dict saved with the state
 
     def evaluator(self, enc: LoadedEncoder, device):
         """() -> (score, metrics): the dev score for selection (higher is better), or None."""
@@ -93,7 +93,7 @@ def run_phase(phase: Phase, config_path: Union[str, Path], output_dir: Union[str
     with output_dir_for_rank(output_dir, overwrite) as tmp:
         trainer = Trainer(model, training, desc=phase.name, selected=enc.model, log_path=tmp / LOG_FILE,
                           checkpoint_dir=checkpoint_dir_for(output_dir) if training.checkpoint_every else None,
-                          fingerprint=fp, resume=resume, rng_objects=phase.rng_objects)
+                          fingerprint=fp, resume=resume, checkpointed=phase.checkpointed)
         history = trainer.fit(phase.make_batches, phase.steps_per_epoch, phase.evaluator(enc, trainer.device))
         summary = _summary(phase, enc, enc_cfg, trainer, history)
         save_encoder(enc.model, enc.tokenizer, tmp, pooling=enc.pooling, max_length=enc.max_length,

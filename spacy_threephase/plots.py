@@ -115,8 +115,8 @@ def pipeline_vectors(model: Union[str, Path], texts: List[str], batch_size: int 
         raise UserError(f"{model}: cannot load pipeline ({str(err).splitlines()[0]})") from None
     pooling = "mean"
     for name in ("textcat", "textcat_multilabel"):
-        if name in nlp.config["components"]:
-            pooling = nlp.config["components"][name]["model"].get("pooling", "mean")
+        if name in nlp.pipe_names:  # the pooling the head was trained with (resolved at training)
+            pooling = nlp.get_pipe(name).model.attrs.get("pooling") or "mean"
     pool = sentence_pooling(pooling)
     trf_names = [name for name, pipe in nlp.pipeline if pipe.__class__.__name__ == "Transformer"]
     if not trf_names:

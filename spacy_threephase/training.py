@@ -12,8 +12,8 @@ On top of that:
 - model selection: `evaluate()` (higher is better) scores the encoder the phase starts from,
   then every `eval_steps` steps (or `evals_per_epoch` times an epoch) and at every epoch end;
   the best candidate's weights are restored at the end, which may be the input, unchanged;
-- resume: every `checkpoint_every` steps accelerate's state plus our progress (epoch,
-  position, selection, history, the phase's own RNG objects) go to `<output>.checkpoint/`;
+- resume: every `checkpoint_every` steps accelerate's state (with the phase's own state
+  holders) plus our progress (epoch, position, selection, history) go to `<output>.checkpoint/`;
   the same command started again continues and ends with the weights of an uninterrupted run;
 - callbacks after every step (spacy_threephase.callbacks), for tests.
 """
@@ -93,8 +93,8 @@ class Trainer:
     """fit(make_batches, steps_per_epoch, evaluate) -> per-epoch records; see the module doc.
 
     selected: the module whose weights the phase writes (the encoder); selection keeps and
-    restores its weights only. rng_objects: the phase's own random state holders (getstate /
-    setstate), saved in checkpoints and restored after make_batches(epoch) on resume.
+    restores its weights only. checkpointed: the phase's own state holders (state_dict /
+    load_state_dict, e.g. its noise stream), registered with accelerate's checkpointing.
     resume: None = continue from a matching checkpoint if there is one; True = there must be
     one; False = start from scratch (an old checkpoint is discarded).
     """
@@ -110,7 +110,7 @@ class Trainer:
         checkpoint_dir: Optional[Union[str, Path]] = None,
         fingerprint: str = "",
         resume: Optional[bool] = None,
-        rng_objects: Optional[Dict[str, Any]] = None,
+        checkpointed: Optional[List[Any]] = None,
     ):
         self.settings, self.desc = settings, desc
         self.accelerator = build_accelerator(settings)
@@ -119,7 +119,7 @@ class Trainer:
         self.log_path = Path(log_path) if log_path else None
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.fingerprint, self.resume = fingerprint, resume
-        self.rng_objects = dict(rng_objects or {})
+        self.accelerator.register_for_checkpointing(*(checkpointed or []))
         self.history: List[EpochRecord] = []
         self.evaluations: List[Evaluation] = []
         self.step = 0
@@ -174,8 +174,6 @@ class Trainer:
                 break
             batches = self._shard(make_batches(epoch))
             if saved is not None and epoch == start_epoch:
-                for name, obj in self.rng_objects.items():  # after make_batches: it may reseed them
-                    obj.setstate(saved["rng_objects"][name])
                 totals = dict(saved["totals"])
                 totals["start"] = time.time() - totals.pop("seconds")
             else:
@@ -295,7 +293,6 @@ class Trainer:
                 "evaluations": [asdict(e) for e in self.evaluations],
                 "best": asdict(self.best) if self.best else None,
                 "best_state": self._best_state,
-                "rng_objects": {name: obj.getstate() for name, obj in self.rng_objects.items()},
             }
             atomic_torch_save(progress, state_dir / PROGRESS_FILE)
             write_pointer(self.checkpoint_dir, {"fingerprint": self.fingerprint, "state": state_dir.name, "step": self.step})

@@ -95,3 +95,14 @@ def shared_datasets() -> Path:
     if not SHARED_DATASETS.exists():
         pytest.skip("../shared/datasets is not present on this machine")
     return SHARED_DATASETS
+
+
+@pytest.fixture(scope="session")
+def paper_cl_config(tmp_path_factory) -> Path:
+    """configs/contrastive.cfg with the paper's shuffled pairs and pair loss (contrastive/paper.py)."""
+    from spacy_threephase.config import load_config
+    from spacy_threephase.contrastive.paper import with_paper_pairs
+
+    path = tmp_path_factory.mktemp("configs") / "contrastive-paper.cfg"
+    with_paper_pairs(load_config(REPO_ROOT / "configs" / "contrastive.cfg", interpolate=False)).to_disk(path)
+    return path

@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
@@ -54,10 +55,14 @@ def gap(model_dir, rows):
     return same - diff
 
 
-def test_training_separates_classes(tmp_path, tiny_encoder_dir):
+@pytest.mark.parametrize("sampler", ["class_batches", "paper"])
+def test_training_separates_classes(tmp_path, tiny_encoder_dir, paper_cl_config, sampler):
+    """The default (class-aware batches, loss over every in-batch pair) and the paper's shuffled pairs."""
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     out = tmp_path / "out"
-    summary = train_contrastive(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 6, "training.learning_rate": 3e-3, "pairs.multiplier": 10})
+    config, extra = (CONFIG, {}) if sampler == "class_batches" else (paper_cl_config, {"pairs.multiplier": 10})
+    summary = train_contrastive(config, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 6, "training.learning_rate": 3e-3, **extra})
+    assert summary["sampler"] == ("ClassBatchSampler" if sampler == "class_batches" else "ShuffledPairSampler")
     before, after = gap(tiny_encoder_dir, LABELLED), gap(out, LABELLED)
     # the tiny random encoder starts with all cosines ~0.95 (gap ~0)
     assert after > before + 0.05, (before, after)
@@ -76,11 +81,11 @@ def test_training_separates_classes(tmp_path, tiny_encoder_dir):
     assert Config().from_disk(out / "config.cfg")["encoder"]["name"] == str(tiny_encoder_dir)
 
 
-def test_supcon_and_carved_dev_and_single_example_class(tmp_path, tiny_encoder_dir):
+def test_supcon_and_carved_dev_and_single_example_class(tmp_path, tiny_encoder_dir, paper_cl_config):
     rows = LABELLED + [("tell me a joke about cats", "Joke")]  # a class with one example
     corpus = write_corpus(tmp_path / "corpus", rows, dev_rows=None, meta=False)
     out = tmp_path / "out"
-    summary = train_contrastive(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1, "loss.@misc": "spacy_threephase.supcon_loss.v1", "loss.temperature": 0.2})
+    summary = train_contrastive(paper_cl_config, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1, "loss.@misc": "spacy_threephase.supcon_loss.v1", "loss.temperature": 0.2})
     assert summary["dev_carved_from_train"] and summary["dev_texts"] >= 4
     assert summary["input_kind"] == "texts"
     table = {r["class"]: r for r in json.loads((out / "imbalance.json").read_text())["classes"]}
@@ -118,7 +123,7 @@ def test_hierarchical_and_multilabel_corpora_train(tmp_path, tiny_encoder_dir):
     corpus = write_corpus(tmp_path / "hier", hier, hier)
     (corpus / "labels.json").write_text(json.dumps({"labels": sorted({lab for _, lab in hier}), "multi_label": False, "hierarchical": True}))
     summary = train_contrastive(CONFIG, corpus, tmp_path / "out_h", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1})
-    assert summary["pairs_per_epoch"] > 0
+    assert summary["input_kind"] == "texts" and summary["steps_per_epoch"] == 2  # 4 paths x 3 texts: 4 chunks of 4, 2 per batch
     multi = tmp_path / "multi"
     multi.mkdir()
     with (multi / "train.jsonl").open("w") as fh:

@@ -46,7 +46,7 @@ def test_phase2_twice_identical_metrics(tiny_encoder_dir, tmp_path):
     corpus.mkdir()
     lines = (json.dumps({"text": t, "labels": [y]}) + "\n" for t, y in LABELLED)
     (corpus / "train.jsonl").write_text("".join(lines), encoding="utf8")
-    settings = {"training.progress": False, "training.batch_size": 2, "training.epochs": 2,
+    settings = {"training.progress": False, "training.batch_size": 2, "pairs.per_class": 2, "training.epochs": 2,
                 "training.learning_rate": 1e-3, "encoder.max_length": 32, "training.dev_fraction": 0.34}
     metrics = []
     for name in ("a", "b"):

@@ -61,7 +61,7 @@ def test_contrastive_with_two_processes_has_the_same_weights_on_both_ranks(tiny_
     cmd = [
         *torchrun(), "--standalone", "--nproc_per_node", "2", str(REPO / "tests" / "rank_digest_cli.py"), str(digests),
         "contrastive", str(REPO / "configs" / "contrastive.cfg"), str(corpus), str(out), "--encoder", str(tiny_encoder_dir),
-        "--training.progress", "false", "--training.batch_size", "1", "--training.epochs", "2",
+        "--training.progress", "false", "--training.batch_size", "4", "--pairs.per_class", "2", "--training.epochs", "2",
         "--training.learning_rate", "0.001", "--encoder.max_length", "32", "--training.torch_threads", "1",
         "--training.select_best", "false",
     ]  # fmt: skip

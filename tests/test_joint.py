@@ -33,7 +33,7 @@ def _encoder_grad(tiny_encoder_dir, tmp_path, dae_weight, cl_weight):
     loss.backward()
     # the encoder's last layer (the DAE decoder is tied to it, the Siamese branch IS it)
     param = enc.model.encoder.layer[-1].output.dense.weight
-    return float(loss.detach()), param.grad.detach().clone(), objective.components[-1]
+    return float(loss.detach()), param.grad.detach().clone(), objective.parts.steps[-1]
 
 
 def test_both_losses_reach_the_shared_encoder(tiny_encoder_dir, tmp_path):
@@ -52,7 +52,7 @@ def test_train_joint_writes_loadable_encoder_and_both_losses_fall(tmp_path, tiny
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     (corpus / "texts.txt").write_text("\n".join(t for t, _ in LABELLED) + "\n")
     out = tmp_path / "out"
-    summary = train_joint(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 4, "pairs.multiplier": 6})
+    summary = train_joint(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 4})
     assert summary["dae_texts_source"].endswith("texts.txt")
     epochs = summary["epochs"]
     assert len(epochs) == 4

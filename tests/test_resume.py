@@ -29,7 +29,8 @@ CL_CONFIG = REPO / "configs" / "contrastive.cfg"
 DAE_SETTINGS = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32, "training.checkpoint_every": 2}
 CL_SETTINGS = {
     "training.progress": False,
-    "training.batch_size": 1,  # 4 pairs per epoch: 4 steps
+    "training.batch_size": 4,  # class batches of 2 x 2 texts: 4 classes x 2 chunks = 4 steps per epoch
+    "pairs.per_class": 2,
     "training.epochs": 3,
     "training.learning_rate": 1e-3,
     "encoder.max_length": 32,
@@ -167,7 +168,7 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
 
     corpus = write_corpus(tmp_path / "corpus")
     (corpus / "texts.txt").write_text("\n".join(TINY_TEXTS * 2) + "\n", encoding="utf8")  # 24 DAE texts: rounds span epochs
-    settings = {**CL_SETTINGS, "training.batch_size": 1, "joint.dae_batch_size": 5}
+    settings = {**CL_SETTINGS, "joint.dae_batch_size": 5}
     train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
     out = tmp_path / "out"
     interrupt_at(monkeypatch, 7)

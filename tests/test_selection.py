@@ -40,7 +40,7 @@ def test_a_phase_that_only_makes_dev_worse_writes_its_input_unchanged(tiny_encod
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS * 4) + "\n", encoding="utf8")  # 48 texts: 2 held out
     out = train_dae(DAE_CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir),
-                    overrides={**DAE, "training.learning_rate": 0.5, "training.heldout_fraction": 0.1})
+                    overrides={**DAE, "training.learning_rate": 1.0, "training.epochs": 1, "training.heldout_fraction": 0.1})
     metrics = json.loads((out / "metrics.json").read_text())
     baseline, *later = metrics["evaluations"]
     assert baseline["step"] == 0 and later and all(e["score"] < baseline["score"] for e in later)

@@ -37,6 +37,7 @@ def ablate_cli(
         None, "--textcat-config", help="Phase 3 config (default: the packaged textcat.cfg)"
     ),
     gpu_id: int = typer.Option(-1, "--gpu-id", "-g", help="CUDA device, -1 = CPU"),
+    cl_sampler: str = typer.Option("config", "--cl-sampler", help="Phase 2 and Joint: 'config' (the configs' sampler: class-aware in-batch pairs by default) or 'paper' (the paper's shuffled pairs and pair loss)"),
     keep_models: bool = typer.Option(False, "--keep-models", help="Keep the encoders and pipelines under OUTPUT_DIR/work"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
 ):
@@ -55,7 +56,7 @@ def ablate_cli(
         raise UserError(f"--seed-list: give comma-separated integers, got {seed_list!r}") from None
     if not chosen:
         raise UserError("give at least one seed (--seeds N with N >= 1, or --seed-list)")
-    s = AblationSettings(seeds=chosen, variants=parse_variants(variants), encoder=encoder, gpu_id=gpu_id, keep_models=keep_models)
+    s = AblationSettings(seeds=chosen, variants=parse_variants(variants), encoder=encoder, gpu_id=gpu_id, keep_models=keep_models, cl_sampler=cl_sampler)
     for attr, value in (("dae_config", dae_config), ("contrastive_config", contrastive_config), ("joint_config", joint_config), ("textcat_config", textcat_config)):
         if value is not None:
             setattr(s, attr, value)

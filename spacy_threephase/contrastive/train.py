@@ -38,9 +38,8 @@ class ContrastivePhase(Phase):
         self.task.write(directory, self.settings["imbalance"])
 
 
-def train_contrastive(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path], *,
-                      encoder: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None,
-                      overwrite: bool = False, resume: Optional[bool] = None) -> Dict[str, Any]:
-    """Phase 2: supervised contrastive training on the labelled corpus; returns the metrics summary."""
-    return run_phase(ContrastivePhase(corpus_dir), config_path, output_dir, encoder=encoder, overrides=overrides,
-                     overwrite=overwrite, resume=resume)
+def train_contrastive(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path],
+                      **options) -> Dict[str, Any]:
+    """Phase 2 on the labelled corpus; returns the metrics summary.
+    options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
+    return run_phase(ContrastivePhase(corpus_dir), config_path, output_dir, **options)

@@ -1,9 +1,9 @@
 """Phase 1's training objective and its dev score without labels.
 
 `DAEObjective.forward(batch)` takes a batch of text indices: it corrupts each text with the
-noise function (a new corruption every time a text is seen, from a stream reseeded every
-epoch and saved in checkpoints), tokenizes the noisy texts, collates the clean targets from
-the texts tokenized once, and returns the reconstruction loss of the DenoisingAutoEncoder.
+noise function (a new corruption every time a text is seen, from a `NoiseStream`), tokenizes
+the noisy texts, collates the clean targets from the texts tokenized once, and returns the
+reconstruction loss of the DenoisingAutoEncoder.
 """
 import random
 from typing import List, Sequence
@@ -16,6 +16,27 @@ from ..encoder import tokenize
 from .model import DenoisingAutoEncoder
 
 
+class NoiseStream:
+    """The randomness of the corruptions: reseeded when an epoch starts (so an epoch's noise is
+    a function of seed and epoch), and checkpointed in between (state_dict / load_state_dict,
+    registered with accelerate), so that a resumed run corrupts exactly as the killed one."""
+
+    def __init__(self, seed: int):
+        self.seed, self.epoch, self.rng = seed, None, random.Random(f"noise-{seed}")
+
+    def start_epoch(self, epoch: int) -> None:
+        if self.epoch != epoch:  # a run resumed inside `epoch` keeps its restored state
+            self.rng.seed(f"noise-{self.seed}-{epoch}")
+            self.epoch = epoch
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "rng": self.rng.getstate()}
+
+    def load_state_dict(self, state) -> None:
+        self.epoch = state["epoch"]
+        self.rng.setstate(state["rng"])
+
+
 class DAEObjective(nn.Module):
     def __init__(self, dae: DenoisingAutoEncoder, tokenizer, max_length: int, texts: Sequence[str], noise, seed: int):
         super().__init__()
@@ -23,11 +44,7 @@ class DAEObjective(nn.Module):
         self.tokenizer, self.max_length, self.noise = tokenizer, max_length, noise
         self.texts = list(texts)
         self.clean = TokenizedTexts(tokenizer, self.texts, max_length)
-        self.seed = seed
-        self.noise_rng = random.Random(f"noise-{seed}-0")
-
-    def reseed(self, epoch: int) -> None:
-        self.noise_rng.seed(f"noise-{self.seed}-{epoch}")
+        self.noise_stream = NoiseStream(seed)
 
     def loss(self, items: Sequence[int], rng: random.Random) -> torch.Tensor:
         device = next(self.dae.parameters()).device
@@ -35,7 +52,7 @@ class DAEObjective(nn.Module):
         return self.dae(to_device(noisy, device), to_device(self.clean.collate(items), device))
 
     def forward(self, batch: List[int]) -> torch.Tensor:
-        return self.loss(batch, self.noise_rng)
+        return self.loss(batch, self.noise_stream.rng)
 
 
 class HeldOutLoss:

@@ -23,7 +23,7 @@ class DAEPhase(Phase):
         counts: Dict[str, int] = {}
         self.texts = read_texts(self.inputs[0], counts)
         if counts.get("blank"):
-            self.say(f"{self.inputs[0]}: skipped {counts['blank']} blank lines; {len(self.texts)} texts")
+            self.say(f"{self.inputs[0]}: skipped {counts['blank']} blank or whitespace-only lines; training on {len(self.texts)} texts")
         self.dev = None
         if t.dev_corpus:
             from ..contrastive.corpus import load_train_dev
@@ -44,13 +44,13 @@ class DAEPhase(Phase):
         decoder = build_decoder(enc.path, enc.model, name=self.settings["encoder"].name)
         dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
         self.objective = DAEObjective(dae, enc.tokenizer, enc.max_length, self.texts, self.settings["noise"], t.seed)
-        self.rng_objects = {"noise": self.objective.noise_rng}
+        self.checkpointed = [self.objective.noise_stream]
         self.steps_per_epoch = len(bucketed_batches(self.train_items, t.batch_size, 0, t.bucket_batches))
         return self.objective
 
     def make_batches(self, epoch: int) -> List[List[int]]:
         t = self.settings["training"]
-        self.objective.reseed(epoch)
+        self.objective.noise_stream.start_epoch(epoch)
         lengths = self.objective.clean.lengths[self.train_items]
         return [[self.train_items[i] for i in b] for b in bucketed_batches(lengths, t.batch_size, t.seed + epoch, t.bucket_batches)]
 
@@ -67,13 +67,10 @@ class DAEPhase(Phase):
                 "selection_score": "dev knn_acc" if self.dev is not None else "-heldout_loss"}
 
 
-def train_dae(config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], *,
-              encoder: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None, overwrite: bool = False,
-              gpu_id: Optional[int] = None, resume: Optional[bool] = None) -> Path:
-    """Phase 1: adapt the encoder to the texts (one per line); write it to `output_dir`."""
-    overrides = dict(overrides or {}, **({"training.gpu_id": gpu_id} if gpu_id is not None else {}))
-    run_phase(DAEPhase(texts_path), config_path, output_dir, encoder=encoder, overrides=overrides,
-              overwrite=overwrite, resume=resume)
+def train_dae(config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], **options) -> Path:
+    """Phase 1: adapt the encoder to the texts (one per line); write it to `output_dir`.
+    options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
+    run_phase(DAEPhase(texts_path), config_path, output_dir, **options)
     return Path(output_dir)
 
 

@@ -2,8 +2,8 @@
 
 A batch is (DAE text indices, contrastive batch). The DAE texts are a stream that goes through
 them in a new random order each round, a function of (seed, position) only, so a resumed run
-gets the same batches; the noise stream and the per-step loss parts are saved in checkpoints
-(the object is one of the Trainer's rng_objects).
+gets the same batches; the noise stream and the loss parts since the last evaluation are
+checkpointed (state_dict / load_state_dict, registered with accelerate).
 """
 import random
 from typing import Dict, List, Sequence
@@ -16,12 +16,25 @@ from ..contrastive.task import ContrastiveTask
 from ..dae.objective import DAEObjective
 
 
+class LossParts:
+    """(L_DAE, L_CL) of every step since the last evaluation; checkpointed."""
+
+    def __init__(self):
+        self.steps: List[tuple] = []
+
+    def state_dict(self):
+        return {"steps": list(self.steps)}
+
+    def load_state_dict(self, state) -> None:
+        self.steps = [tuple(c) for c in state["steps"]]
+
+
 class JointObjective(nn.Module):
     def __init__(self, dae: DAEObjective, task: ContrastiveTask, pooling: str, *, dae_weight: float, cl_weight: float):
         super().__init__()
         self.dae, self.task, self.pooling = dae, task, pooling
         self.dae_weight, self.cl_weight = float(dae_weight), float(cl_weight)
-        self.components: List[tuple] = []  # (L_DAE, L_CL) per step
+        self.parts = LossParts()
 
     def forward(self, batch) -> torch.Tensor:
         dae_items, cl_batch = batch
@@ -34,12 +47,12 @@ class JointObjective(nn.Module):
             l_cl = self.task.loss(self.dae.dae.encoder, self.pooling, cl_batch)
             parts[1] = float(l_cl.detach())
             total = total + self.cl_weight * l_cl
-        self.components.append(tuple(parts))
+        self.parts.steps.append(tuple(parts))
         return total
 
     def loss_parts(self) -> Dict[str, float]:
         """Mean L_DAE and L_CL since the last call."""
-        done, self.components = self.components, []
+        done, self.parts.steps = self.parts.steps, []
         if not done:  # before training
             return {}
         arr, out = numpy.array(done, dtype=float), {}
@@ -48,14 +61,6 @@ class JointObjective(nn.Module):
         if self.cl_weight:
             out["cl_loss"] = float(numpy.nanmean(arr[:, 1]))
         return out
-
-    # the Trainer's rng_objects protocol: the noise stream and the loss parts of this epoch
-    def getstate(self):
-        return {"noise": self.dae.noise_rng.getstate(), "components": list(self.components)}
-
-    def setstate(self, state) -> None:
-        self.dae.noise_rng.setstate(state["noise"])
-        self.components = [tuple(c) for c in state["components"]]
 
 
 class _Batch(tuple):

@@ -36,12 +36,13 @@ class JointPhase(Phase):
         dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model, name=self.settings["encoder"].name), enc.pooling)
         noise = DAEObjective(dae, enc.tokenizer, enc.max_length, self.dae_texts, self.settings["noise"], t.seed + 1)
         self.objective = JointObjective(noise, self.task, enc.pooling, dae_weight=j.dae_weight, cl_weight=j.cl_weight)
-        self.rng_objects = {"joint": self.objective}
+        self.checkpointed = [noise.noise_stream, self.objective.parts]
         self.say(f"loss = {j.dae_weight:g} * L_DAE + {j.cl_weight:g} * L_CL; each step one DAE batch of {self.dae_batch_size} "
                  f"({len(self.dae_texts)} texts from {self.dae_source}) and one contrastive batch\n{self.task.describe()}")
         return self.objective
 
     def make_batches(self, epoch: int):
+        self.objective.dae.noise_stream.start_epoch(epoch)
         cl = self.task.make_batches(epoch)
         return joint_batches(cl, len(self.dae_texts), self.dae_batch_size, epoch * self.steps_per_epoch, self.settings["training"].seed)
 
@@ -63,9 +64,8 @@ class JointPhase(Phase):
         self.task.write(directory, self.settings["imbalance"])
 
 
-def train_joint(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path], *,
-                encoder: Optional[str] = None, overrides: Optional[Dict[str, Any]] = None,
-                overwrite: bool = False, resume: Optional[bool] = None) -> Dict[str, Any]:
-    """Train the encoder on dae_weight * L_DAE + cl_weight * L_CL; returns the metrics summary."""
-    return run_phase(JointPhase(corpus_dir), config_path, output_dir, encoder=encoder, overrides=overrides,
-                     overwrite=overwrite, resume=resume)
+def train_joint(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path],
+                **options) -> Dict[str, Any]:
+    """Train the encoder on dae_weight * L_DAE + cl_weight * L_CL; returns the metrics summary.
+    options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
+    return run_phase(JointPhase(corpus_dir), config_path, output_dir, **options)
