@@ -64,7 +64,10 @@ class TrainingSection(Section):
     eval_steps: int = 0
     eval_batch_size: int = 64
     knn_k: int = 5  # k of the dev k-NN accuracy (the selection score with labels)
-    knn_max_train: int = 10000  # neighbours come from at most this many train texts (stratified)
+    # Evaluation cost is bounded: neighbours from at most knn_max_train train texts, scored on at
+    # most knn_max_dev dev texts (stratified samples, fixed by the seed); 0 = all.
+    knn_max_train: int = 2000
+    knn_max_dev: int = 1000
     dev_fraction: float = 0.1  # share of train carved off as dev when the corpus has no dev.jsonl
     # Length-bucketed batches: texts are sorted by length within chunks of this many batches
     # (then the batches are shuffled), so that little is computed for padding. 1 = random batches.
@@ -77,7 +80,7 @@ class TrainingSection(Section):
             raise ValueError("must be at least 1")
         return value
 
-    @field_validator("max_steps", "checkpoint_every", "torch_threads", "eval_steps", "knn_max_train")
+    @field_validator("max_steps", "checkpoint_every", "torch_threads", "eval_steps", "knn_max_train", "knn_max_dev")
     @classmethod
     def _non_negative(cls, value):
         if value < 0:

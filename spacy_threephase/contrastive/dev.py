@@ -24,8 +24,10 @@ def stratified_subset(split: Split, limit: int, seed: int) -> Split:
 
 
 def knn_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=None) -> DevEvaluator:
-    """() -> (selection score, metrics) on `dev`, neighbours from up to `knn_max_train` train texts."""
+    """() -> (selection score, metrics) on up to `knn_max_dev` dev texts, neighbours from up to
+    `knn_max_train` train texts."""
     neighbours = stratified_subset(train, training.knn_max_train, training.seed)
+    dev = stratified_subset(dev, training.knn_max_dev, training.seed + 1)
     evaluator = DevEvaluator(enc, device, neighbours.texts, neighbours.keys, dev.texts, dev.keys, dev_pairs,
                              k=training.knn_k, batch_size=training.eval_batch_size)
     return lambda: evaluator(None)
