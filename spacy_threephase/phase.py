@@ -145,6 +145,7 @@ def _summary(phase: Phase, enc: LoadedEncoder, enc_cfg: EncoderSection, trainer:
         "max_length": enc.max_length,
         **phase.summary(),
         "steps": trainer.step,
+        "eval_seconds": round(trainer.eval_seconds, 1),
         "selection": selection,
         "baseline": selection["baseline"],
         "best": best.metrics if best else None,

@@ -126,6 +126,7 @@ class Trainer:
         self.resumed_from: Optional[int] = None
         self.best: Optional[Evaluation] = None
         self._best_state = None
+        self.eval_seconds = 0.0  # wall time spent on selection evaluations (this process, this run)
 
     @property
     def device(self):
@@ -238,8 +239,10 @@ class Trainer:
         import torch
 
         self.wrapped.eval()
+        started = time.time()
         with torch.no_grad():
             score, metrics = evaluate()
+        self.eval_seconds += time.time() - started
         result = Evaluation(step, round(step / per_rank, 4), float(score), dict(metrics or {}))
         self.evaluations.append(result)
         better = self.best is None or result.score > self.best.score

@@ -127,3 +127,22 @@ def test_selection_can_be_switched_off(tiny_encoder_dir, tmp_path):
                               overrides={**CL, "training.select_best": False})
     assert m["evaluations"][0]["step"] > 0 and m["selection"]["kept_input"] is False
     assert digest(weights(tmp_path / "out")) == seen[m["steps"]]
+
+
+def test_evaluations_use_bounded_samples_of_train_and_dev(tiny_encoder_dir, tmp_path, paper_cl_config):
+    """knn_max_train / knn_max_dev cap what each evaluation encodes (stratified: every class
+    keeps a text); the dev pairs of the Spearman tie-break come from the same dev sample."""
+    from spacy_threephase.contrastive.corpus import read_corpus
+    from spacy_threephase.contrastive.dev import stratified_subset
+
+    corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
+    train = read_corpus(corpus).train
+    small = stratified_subset(train, 4, seed=0)
+    assert len(small) == 4 and len({k for k in small.keys}) == 4  # one per class
+    assert stratified_subset(train, 0, seed=0) is train and stratified_subset(train, 100, seed=0) is train
+    for config in (CL_CONFIG, paper_cl_config):
+        settings = {k: v for k, v in CL.items() if config == CL_CONFIG or not k.startswith("pairs.")}
+        m = train_contrastive(config, corpus, tmp_path / f"out-{config.stem}", encoder=str(tiny_encoder_dir),
+                              overrides={**settings, "training.epochs": 1, "training.knn_max_train": 4, "training.knn_max_dev": 5})
+        assert m["evaluations"] and all(0 <= e["metrics"]["knn_acc"] <= 1 for e in m["evaluations"])
+        assert "spearman" in m["evaluations"][0]["metrics"]

@@ -25,10 +25,11 @@ def stratified_subset(split: Split, limit: int, seed: int) -> Split:
 
 def knn_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=None) -> DevEvaluator:
     """() -> (selection score, metrics) on up to `knn_max_dev` dev texts, neighbours from up to
-    `knn_max_train` train texts."""
+    `knn_max_train` train texts. dev_pairs(dev split) -> Pairs for the Spearman tie-break."""
     neighbours = stratified_subset(train, training.knn_max_train, training.seed)
     dev = stratified_subset(dev, training.knn_max_dev, training.seed + 1)
-    evaluator = DevEvaluator(enc, device, neighbours.texts, neighbours.keys, dev.texts, dev.keys, dev_pairs,
+    pairs = dev_pairs(dev) if dev_pairs is not None else None
+    evaluator = DevEvaluator(enc, device, neighbours.texts, neighbours.keys, dev.texts, dev.keys, pairs,
                              k=training.knn_k, batch_size=training.eval_batch_size)
     return lambda: evaluator(None)
 

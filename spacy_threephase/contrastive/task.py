@@ -89,12 +89,13 @@ class ContrastiveTask:
         batches = [list(zip(pairs.first[b].tolist(), pairs.second[b].tolist(), pairs.score[b].tolist())) for b in order]
         return batches[: self.steps_per_epoch]  # a later epoch's draw may hold a few more pairs
 
-    def dev_pairs(self):
-        dev_index = LabelIndex(self.dev.labels, hierarchical=self.corpus.hierarchical)
+    def dev_pairs(self, dev):
+        """Pairs of the `dev` split drawn like the paper's train pairs (fixed seed): Spearman's tie-break."""
+        dev_index = LabelIndex(dev.labels, hierarchical=self.corpus.hierarchical)
         sampler = self.sampler if not self.class_batches else _paper_sampler()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a tiny dev set may give one-sided pairs; Spearman is then nan
-            return sampler(dev_index, seed=self.training.dev_pairs_seed, keys=text_keys(self.dev.texts), n_classes=self.n_classes)
+            return sampler(dev_index, seed=self.training.dev_pairs_seed, keys=text_keys(dev.texts), n_classes=self.n_classes)
 
     def loss(self, encoder, pooling: str, batch) -> torch.Tensor:
         device = next(encoder.parameters()).device

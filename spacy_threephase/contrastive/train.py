@@ -29,7 +29,7 @@ class ContrastivePhase(Phase):
         return self.task.make_batches(epoch)
 
     def evaluator(self, enc, device):
-        return knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs())
+        return knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs)
 
     def summary(self) -> Dict[str, Any]:
         return self.task.summary()

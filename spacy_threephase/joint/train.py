@@ -47,7 +47,7 @@ class JointPhase(Phase):
         return joint_batches(cl, len(self.dae_texts), self.dae_batch_size, epoch * self.steps_per_epoch, self.settings["training"].seed)
 
     def evaluator(self, enc, device):
-        dev = knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs())
+        dev = knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs)
 
         def evaluate():
             score, metrics = dev()
