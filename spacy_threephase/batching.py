@@ -65,5 +65,12 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, seed: int, chunk_b
     return [batches[i] for i in rng.permutation(len(batches)).tolist()]
 
 
+def count_batches(n: int, batch_size: int, chunk_batches: int = 50) -> int:
+    """len(bucketed_batches(...)) for n items (each chunk ends in a possibly smaller batch)."""
+    chunk = batch_size * max(1, chunk_batches)
+    full, rest = divmod(n, chunk)
+    return full * -(-chunk // batch_size) + -(-rest // batch_size)
+
+
 def to_device(features: Dict[str, "torch.Tensor"], device) -> Dict[str, "torch.Tensor"]:  # noqa: F821
     return {k: v.to(device, non_blocking=True) for k, v in features.items()}

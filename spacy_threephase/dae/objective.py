@@ -6,7 +6,7 @@ the noisy texts, collates the clean targets from the texts tokenized once, and r
 reconstruction loss of the DenoisingAutoEncoder.
 """
 import random
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -53,6 +53,14 @@ class DAEObjective(nn.Module):
 
     def forward(self, batch: List[int]) -> torch.Tensor:
         return self.loss(batch, self.noise_stream.rng)
+
+
+def split_heldout(n: int, held: int, seed: int) -> Tuple[List[int], List[int]]:
+    """(held-out, training) text indices: a fixed random share of `held` texts, chosen by the seed."""
+    order = list(range(n))
+    if held:
+        random.Random(f"heldout-{seed}").shuffle(order)
+    return sorted(order[:held]), sorted(order[held:])
 
 
 class HeldOutLoss:

@@ -3,11 +3,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from ..batching import bucketed_batches
+from ..batching import bucketed_batches, count_batches
 from ..phase import LOG_FILE, REGISTERED, Phase, run_phase
 from ..settings import DAETrainingSection, EncoderSection
 from .model import DenoisingAutoEncoder, build_decoder
-from .objective import DAEObjective, HeldOutLoss
+from .objective import DAEObjective, HeldOutLoss, split_heldout
 from .texts import read_texts
 
 
@@ -31,13 +31,7 @@ class DAEPhase(Phase):
             self.inputs.append(Path(t.dev_corpus))
             _, self.dev_train, self.dev, _ = load_train_dev(t.dev_corpus, t.dev_fraction, t.seed, self.name)
         held = min(t.heldout_max, int(t.heldout_fraction * len(self.texts))) if t.select_best and not self.dev else 0
-        self.heldout, self.train_items = list(range(held)), list(range(held, len(self.texts)))
-        if held:  # a fixed random share, chosen by the seed
-            import random
-
-            order = list(range(len(self.texts)))
-            random.Random(f"heldout-{t.seed}").shuffle(order)
-            self.heldout, self.train_items = sorted(order[:held]), sorted(order[held:])
+        self.heldout, self.train_items = split_heldout(len(self.texts), held, t.seed)
 
     def build(self, enc):
         t = self.settings["training"]
@@ -45,7 +39,7 @@ class DAEPhase(Phase):
         dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
         self.objective = DAEObjective(dae, enc.tokenizer, enc.max_length, self.texts, self.settings["noise"], t.seed)
         self.checkpointed = [self.objective.noise_stream]
-        self.steps_per_epoch = len(bucketed_batches(self.train_items, t.batch_size, 0, t.bucket_batches))
+        self.steps_per_epoch = count_batches(len(self.train_items), t.batch_size, t.bucket_batches)
         return self.objective
 
     def make_batches(self, epoch: int) -> List[List[int]]:
