@@ -21,7 +21,7 @@ TRAIN = [
 ]
 
 
-def make_nlp(encoder_dir, *, pooling="mean", freeze=False, exclusive=True):
+def make_nlp(encoder_dir, *, pooling="mean", freeze=False, exclusive=True, **head):
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "transformer",
@@ -44,6 +44,7 @@ def make_nlp(encoder_dir, *, pooling="mean", freeze=False, exclusive=True):
                 "hidden_width": 16,
                 "pooling": pooling,
                 "freeze_encoder": freeze,
+                **head,
             }
         },
     )
@@ -161,3 +162,97 @@ def test_two_rate_optimizer_scales_encoder_updates():
 def test_bad_activation_is_rejected():
     with pytest.raises(ValueError, match="activation"):
         build_textcat_mlp(activation="sigmoidish")
+
+
+# --- the MLP head's layers ---------------------------------------------------------------
+
+ACTIVATION_FUNCTIONS = {  # the non-linearities TextCatMLP.v1 offers, written out in torch
+    "gelu": lambda x: torch.nn.functional.gelu(x),  # exact (erf) GELU, as thinc's
+    "relu": torch.relu,
+    "swish": torch.nn.functional.silu,
+    "mish": torch.nn.functional.mish,
+    "hard_swish": lambda x: x * torch.clamp(0.2 * x + 0.5, 0, 1),  # thinc's hard sigmoid
+}
+THINC_NAMES = {"gelu": "gelu", "relu": "relu", "swish": "swish", "mish": "mish", "hard_swish": "hardswish"}
+
+
+def _leaves(model):
+    """The model's layers in execution order, with chain combinators expanded."""
+    from thinc.layers.chain import forward as chain_forward
+
+    if model._func is chain_forward:
+        return [leaf for layer in model.layers for leaf in _leaves(layer)]
+    return [model]
+
+
+def _stages(leaves):
+    """Leaf names as the head's stages: thinc fuses Linear with the activation (`gelu`,
+    `relu`, ...) and with the softmax, so a fused layer counts as "linear" + its function."""
+    out = []
+    for leaf in leaves:
+        if leaf.name in THINC_NAMES.values() or leaf.name == "softmax":
+            out += ["linear", leaf.name]
+        else:
+            out.append(leaf.name)
+    return out
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_FUNCTIONS))
+def test_mlp_head_layers_dims_and_function(tiny_encoder_dir, exclusive, activation):
+    """TextCatMLP.v1: pooled vector (h) -> Linear(h, hidden) -> non-linearity -> dropout ->
+    Linear(hidden, K) -> softmax (exclusive) / sigmoid (multi-label)."""
+    h, hidden, k = 32, 24, len(LABELS)
+    nlp, _ = make_nlp(tiny_encoder_dir, exclusive=exclusive, hidden_width=hidden, activation=activation, dropout=0.5)
+    pipe = nlp.get_pipe("textcat" if exclusive else "textcat_multilabel")
+    model = pipe.model
+    assert model.attrs["multi_label"] is (not exclusive)
+    leaves = _leaves(model)
+    assert [leaf.name for leaf in leaves[:2]] == ["transformer-listener", "sentence_pooling"]
+    head = leaves[2:]
+    last = "softmax" if exclusive else "logistic"
+    assert _stages(head) == ["linear", THINC_NAMES[activation], "dropout", "linear", last]
+    first_linear, dropout, second_linear = head[0], head[1], head[-1] if exclusive else head[-2]
+    assert dropout.attrs["dropout_rate"] == 0.5
+    # dims after initialisation: the encoder's width in, hidden_width, one output per label
+    assert (first_linear.get_dim("nI"), first_linear.get_dim("nO")) == (h, hidden)
+    assert (second_linear.get_dim("nI"), second_linear.get_dim("nO")) == (hidden, k)
+    assert first_linear.get_param("W").shape == (hidden, h) and first_linear.get_param("b").shape == (hidden,)
+    assert second_linear.get_param("W").shape == (k, hidden) and second_linear.get_param("b").shape == (k,)
+    assert model.get_ref("output_layer") is second_linear
+    assert model.get_dim("nO") == k
+
+    # the function: the head's output, computed by hand from the pooled vectors and the weights
+    texts = ["play some jazz music in the kitchen", "will it rain in london", "book a table", "wake me up at six"]
+    docs = list(nlp.pipe(texts))
+    pooled = torch.tensor(sentence_pooling("mean").predict([d._.trf_data for d in docs]))
+    assert pooled.shape == (len(texts), h)
+    W1, b1 = (torch.tensor(first_linear.get_param(n)) for n in ("W", "b"))
+    # the output layer starts at zero in thinc; give it weights so that the check means something
+    rng = numpy.random.default_rng(0)
+    second_linear.set_param("W", rng.normal(size=(k, hidden)).astype("f"))
+    second_linear.set_param("b", rng.normal(size=(k,)).astype("f"))
+    W2, b2 = (torch.tensor(second_linear.get_param(n)) for n in ("W", "b"))
+    logits = ACTIVATION_FUNCTIONS[activation](pooled @ W1.T + b1) @ W2.T + b2
+    expected = torch.softmax(logits, dim=1) if exclusive else torch.sigmoid(logits)
+    scores = model.predict([nlp(t) for t in texts])
+    numpy.testing.assert_allclose(scores, expected.numpy(), rtol=1e-4, atol=1e-5)
+    cats = [nlp(t).cats for t in texts]
+    numpy.testing.assert_allclose([[c[label] for label in pipe.labels] for c in cats], expected.numpy(), rtol=1e-4, atol=1e-5)
+    if exclusive:
+        numpy.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    else:  # independent probabilities: no constraint on the sum
+        assert ((scores > 0) & (scores < 1)).all()
+        assert not numpy.allclose(scores.sum(axis=1), 1.0, atol=1e-2)
+
+    # dropout acts on the activations, in training only: each hidden unit is either dropped
+    # (0) or kept and scaled by 1 / (1 - rate)
+    X = pooled.numpy()
+    activated = (X @ W1.numpy().T) + b1.numpy()
+    activated = ACTIVATION_FUNCTIONS[activation](torch.tensor(activated)).numpy()
+    y_train, _ = dropout(head[0](X, is_train=True)[0], is_train=True)
+    y_eval = dropout.predict(head[0].predict(X))
+    numpy.testing.assert_allclose(y_eval, activated, rtol=1e-4, atol=1e-5)
+    dropped = y_train == 0
+    assert dropped.any() and (~dropped).any()
+    numpy.testing.assert_allclose(y_train[~dropped], activated[~dropped] / 0.5, rtol=1e-4, atol=1e-5)

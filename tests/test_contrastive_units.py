@@ -7,11 +7,21 @@ import numpy
 import pytest
 import torch
 
-from spacy_threephase.contrastive.imbalance import ImbalanceCorrection, delete_stop_words, imbalance_correction, ratio, stop_words_for
+from spacy_threephase.contrastive.imbalance import (
+    ImbalanceCorrection,
+    delete_stop_words,
+    imbalance_correction,
+    ratio,
+    stop_words_for,
+)
 from spacy_threephase.contrastive.labels import LabelIndex, label_score, level_fraction
-from spacy_threephase.contrastive.losses import CosineMSELoss, SupConLoss, cosine_mse_loss, supcon_loss
+from spacy_threephase.contrastive.losses import (
+    CosineMSELoss,
+    SupConLoss,
+    cosine_mse_loss,
+    supcon_loss,
+)
 from spacy_threephase.contrastive.pairs import default_multiplier, shuffled_pairs
-
 
 # --- imbalance -------------------------------------------------------------------------
 
@@ -151,15 +161,89 @@ def test_pairs_deterministic_and_seed_dependent():
     assert p1.first.tolist() != p3.first.tolist()
 
 
-def test_pairs_hierarchical_and_multilabel_scores():
-    h = [["A/x"], ["A/y"], ["B/x"], ["A/x"]] * 20
-    pairs = shuffled_pairs(multiplier=6, balance=False)(LabelIndex(h, hierarchical=True), seed=0)
-    assert set(numpy.round(pairs.score, 3).tolist()) <= {0.0, 0.5, 1.0}
-    assert 0.5 in pairs.score.tolist()
-    m = [["a", "b"], ["b", "c"], ["a"], ["c"]] * 20
-    pairs = shuffled_pairs(multiplier=6, balance=False)(LabelIndex(m), seed=0)
-    for x, y, s in zip(pairs.first.tolist(), pairs.second.tolist(), pairs.score.tolist()):
-        assert s == pytest.approx(label_score(m[x], m[y]))
+def _expected_hierarchical(a: str, b: str) -> float:
+    """Reference pair score of two single hierarchical labels: matching levels from the top
+    over the deeper path (written out here, independently of labels.level_fraction)."""
+    pa, pb = a.split("/"), b.split("/")
+    k = 0
+    while k < min(len(pa), len(pb)) and pa[k] == pb[k]:
+        k += 1
+    return k / max(len(pa), len(pb))
+
+
+def _expected_jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b)
+
+
+def _draw(texts, label_of, hierarchical, matrix_limit, multiplier=6, seed=0):
+    """Pairs over `texts` as phase 2 draws them (labels looked up per text, text keys)."""
+    labels = [label_of[t] for t in texts]
+    index = LabelIndex(labels, hierarchical=hierarchical, matrix_limit=matrix_limit)
+    keys = list(range(len(texts)))  # every text is distinct
+    pairs = shuffled_pairs(multiplier=multiplier)(index, seed=seed, keys=keys)
+    drawn = [(texts[i], texts[j], s) for i, j, s in zip(pairs.first.tolist(), pairs.second.tolist(), pairs.score.tolist())]
+    return pairs, drawn
+
+
+@pytest.mark.parametrize("matrix_limit", [1024, 0])  # precomputed score matrix / per-pair cache
+def test_hierarchical_pair_scores_and_balance(matrix_limit):
+    paths = ["Sports/Football", "Sports/Tennis", "News/Politics", "News/Weather", "Music"]
+    label_of = {f"text {i} about {p.lower().replace('/', ' ')}": [p] for i in range(12) for p in paths}
+    texts = list(label_of)
+    pairs, drawn = _draw(texts, label_of, True, matrix_limit)
+    assert len(drawn) > 50
+    for a, b, score in drawn:
+        assert a != b
+        assert score == pytest.approx(_expected_hierarchical(label_of[a][0], label_of[b][0])), (a, b)
+    values = {round(s, 4) for _, _, s in drawn}
+    # A/B vs A/B -> 1, A/B vs A/C -> 0.5, A/B vs C/D -> 0, A vs A/B -> 0.5
+    assert values == {0.0, 0.5, 1.0}
+    half = [(label_of[a][0], label_of[b][0]) for a, b, s in drawn if s == 0.5]
+    assert any(x.split("/")[0] == y.split("/")[0] and x != y for x, y in half)
+    assert all(x.split("/")[0] == y.split("/")[0] for x, y in half)
+    # balanced: as many positives (score > 0, half-similar included) as negatives
+    positives = sum(1 for _, _, s in drawn if s > 0)
+    assert positives == len(drawn) - positives == pairs.n_positive
+    # the same labels read as flat classes: only equal paths are similar
+    _, flat = _draw(texts, label_of, False, matrix_limit)
+    assert {round(s, 4) for _, _, s in flat} == {0.0, 1.0}
+    assert all(s == float(label_of[a] == label_of[b]) for a, b, s in flat)
+
+
+@pytest.mark.parametrize("matrix_limit", [1024, 0])
+def test_multilabel_pair_scores_are_jaccard_and_balanced(matrix_limit):
+    sets = [["a", "b"], ["b", "c"], ["a"], ["c"], ["a", "b", "c"], ["d"], ["c", "d"]]
+    label_of = {f"example {i} number {k}": s for i in range(10) for k, s in enumerate(sets)}
+    texts = list(label_of)
+    pairs, drawn = _draw(texts, label_of, False, matrix_limit)
+    assert len(drawn) > 50
+    for a, b, score in drawn:
+        assert score == pytest.approx(_expected_jaccard(label_of[a], label_of[b])), (label_of[a], label_of[b])
+    values = {round(s, 4) for _, _, s in drawn}
+    assert {0.0, 1.0} < values and values & {round(1 / 3, 4), 0.5, round(2 / 3, 4)}  # partial overlaps drawn
+    positives = sum(1 for _, _, s in drawn if s > 0)
+    assert positives == len(drawn) - positives == pairs.n_positive
+
+
+def test_multilabel_hierarchical_compares_whole_paths():
+    """Several labels: Jaccard over whole paths (A/B and A/C share nothing); one label each:
+    the level fraction."""
+    sets = [["A/B", "C/D"], ["A/B"], ["A/C"], ["C/D"], ["A/C", "E/F"]]
+    label_of = {f"doc {i} kind {k}": s for i in range(10) for k, s in enumerate(sets)}
+    texts = list(label_of)
+    _, drawn = _draw(texts, label_of, True, 1024)
+
+    def expected(x, y):
+        if len(set(x)) == 1 and len(set(y)) == 1:
+            return _expected_hierarchical(x[0], y[0])
+        return _expected_jaccard(x, y)
+
+    for a, b, score in drawn:
+        assert score == pytest.approx(expected(label_of[a], label_of[b])), (label_of[a], label_of[b])
+    pairs_seen = {(tuple(label_of[a]), tuple(label_of[b])) for a, b, _ in drawn}
+    assert (("A/B",), ("A/C",)) in pairs_seen or (("A/C",), ("A/B",)) in pairs_seen
+    assert any(len(x) > 1 or len(y) > 1 for x, y in pairs_seen)
 
 
 def test_default_multiplier_grows_with_classes():
