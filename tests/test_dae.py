@@ -96,28 +96,91 @@ def test_fast_loss_equals_full_logits_loss(kind, tiny_encoder_dir, tiny_roberta_
     assert labels[1].tolist().count(-100) > 0  # the short text is padded and the padding ignored
 
 
-def test_decoder_sees_the_text_only_through_the_pooled_vector(tiny_encoder_dir):
-    enc, dae = make_dae(tiny_encoder_dir)
-    dae.eval()
-    clean = batch(enc, ["play some jazz music in the kitchen"])
+def _with_token_states(dae, change):
+    """Run the DAE's encoder with `change(last_hidden_state)` applied to its token states
+    (a forward hook: everything after the encoder, pooling included, is the real code)."""
+
+    def hook(module, args, output):
+        output.last_hidden_state = change(output.last_hidden_state)
+        return output
+
+    return dae.encoder.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_decoder_sees_the_text_only_through_the_pooled_vector(pooling, tiny_encoder_dir):
+    """TSDAE's bottleneck: the decoder's only view of the noisy text is its pooled sentence
+    vector (a cross-attention memory of length 1), never the encoder's token states."""
+    torch.manual_seed(0)
+    enc, dae = make_dae(tiny_encoder_dir, pooling=pooling)
+    dae.eval()  # no dropout; gradients still flow
+    with torch.no_grad():  # a fresh cross-attention barely uses the vector: amplify it (as training would)
+        for name, param in dae.decoder.named_parameters():
+            if "crossattention" in name and "LayerNorm" not in name and name.endswith("weight"):
+                param.mul_(10)
+    noisy = batch(enc, ["jazz kitchen", "will it rain in london"])  # different lengths: padding
+    clean = batch(enc, ["play some jazz music in the kitchen", "will it rain in london this weekend"])
+    real = noisy["attention_mask"].bool()
+    assert not real.all()  # the first text is padded
     seen = []
     dae.decoder.base_model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"].shape), with_kwargs=True)
     with torch.no_grad():
-        a = dae.encode(batch(enc, ["jazz kitchen"]))
-        b = dae.encode(batch(enc, ["will it rain in london"]))
+        hidden = enc.model(**noisy).last_hidden_state
+        loss = dae(noisy, clean)
+        # the vector does reach the decoder: another text's vector gives other logits
+        a, b = dae.encode(noisy)
+        ids, mask = clean["input_ids"][:1, :-1], clean["attention_mask"][:1, :-1]
         assert not torch.allclose(a, b)
-        # the vector does reach the decoder (a freshly initialised cross-attention moves the
-        # logits only slightly, so compare them exactly rather than with a tolerance)
-        ids, mask = clean["input_ids"][:, :-1], clean["attention_mask"][:, :-1]
-        assert (dae.decode(a, ids, mask) - dae.decode(b, ids, mask)).abs().max() > 0
-        # two different noisy inputs, the same vector swapped in -> identical decoder output
-        dae.encode = lambda features: a
-        loss_a = dae(batch(enc, ["jazz kitchen"]), clean)
-        loss_b = dae(batch(enc, ["will it rain in london"]), clean)
-        assert torch.equal(loss_a, loss_b)
-        ids = clean["input_ids"][:, :-1]
-        assert torch.equal(dae.decode(a, ids), dae.decode(a.clone(), ids))
-    assert seen and all(shape == (1, 1, enc.model.config.hidden_size) for shape in seen)
+        assert (dae.decode(a[None], ids, mask) - dae.decode(b[None], ids, mask)).abs().max() > 1e-3
+
+    # 1. Change every token state but keep the pooled vector: the loss does not move. For mean
+    # pooling the change has zero mean over each text's wordpieces (and is arbitrary on the
+    # padding); for [CLS] pooling it spares position 0.
+    delta = torch.randn(hidden.shape, generator=torch.Generator().manual_seed(0))
+    if pooling == "mean":
+        m = real.unsqueeze(-1).float()
+        same_vector = delta - (delta * m).sum(1, keepdim=True) / m.sum(1, keepdim=True)
+    else:
+        same_vector = delta.clone()
+        same_vector[:, 0] = 0
+    assert (same_vector[real].abs() > 0.1).float().mean() > 0.5  # a large change of the token states
+    with torch.no_grad():
+        handle = _with_token_states(dae, lambda h: h + same_vector)
+        moved_tokens = dae(noisy, clean)
+        handle.remove()
+        # control: the same kind of change that does move the pooled vector moves the loss,
+        # so the hook reaches the decoder and the equality above is not vacuous
+        handle = _with_token_states(dae, lambda h: h + delta)
+        moved_vector = dae(noisy, clean)
+        handle.remove()
+    assert abs(float(moved_tokens) - float(loss)) < 1e-6, (float(moved_tokens), float(loss))
+    # (a hundred times the tolerance above: how much depends on the fresh cross-attention weights)
+    assert abs(float(moved_vector) - float(loss)) > 1e-4, (float(moved_vector), float(loss))
+
+    # 2. The gradient of the loss with respect to the token states is the pooling's own
+    # gradient: the same for every wordpiece of a text and zero on its padding (mean), or zero
+    # everywhere but [CLS] (cls). A decoder that attended to the token states would give each
+    # position its own gradient.
+    states = []
+
+    def as_leaf(h):
+        states.append(h.detach().requires_grad_(True))
+        return states[-1]
+
+    handle = _with_token_states(dae, as_leaf)
+    dae(noisy, clean).backward()
+    handle.remove()
+    grad = states[0].grad
+    assert grad.abs().sum() > 0
+    for i in range(grad.shape[0]):
+        if pooling == "mean":
+            used, unused = grad[i][real[i]], grad[i][~real[i]]
+        else:
+            used, unused = grad[i][:1], grad[i][1:]
+        assert torch.allclose(used, used[:1].expand_as(used), atol=1e-7, rtol=1e-4)
+        assert used.abs().sum() > 0 and unused.abs().sum() == 0
+    # the decoder's cross-attention memory is one vector per text
+    assert seen and all(shape[1:] == (1, enc.model.config.hidden_size) for shape in seen)
 
 
 def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path):
@@ -148,8 +211,8 @@ def test_output_loads_with_transformers_and_spacy_and_differs(kind, tiny_encoder
     assert any("encoder.layer.0.attention" in k for k in changed)
     meta = json.loads((out / "threephase.json").read_text())
     assert meta["pooling"] == "mean" and meta["phase"] == "dae" and meta["dae"]["texts"] == len(TINY_TEXTS)
-    assert (out / "train_log.jsonl").exists()
-    assert str(source) in (out / "dae.cfg").read_text()  # the config as run, --encoder included
+    assert (out / "training_log.jsonl").exists()
+    assert str(source) in (out / "config.cfg").read_text()  # the config as run, --encoder included
 
     nlp = spacy.blank("en")
     nlp.add_pipe(
@@ -187,9 +250,9 @@ def test_causal_lm_without_cross_attention_is_refused(tiny_encoder_dir, monkeypa
     enc = load_encoder(tiny_encoder_dir)
     real = transformers.AutoModelForCausalLM.from_pretrained
 
-    def no_cross_attention(source, config):
+    def no_cross_attention(source, config, **kwargs):
         config.add_cross_attention = False
-        return real(source, config=config)
+        return real(source, config=config, **kwargs)
 
     monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_cross_attention)
     with pytest.raises(UserError, match="cannot be used for phase 1"):

@@ -15,6 +15,8 @@ GROUPS = {
     "readers": "spacy_readers",
     "optimizers": "thinc_optimizers",
     "schedules": "thinc_schedules",
+    "batchers": "spacy_batchers",
+    "scorers": "spacy_scorers",
 }
 
 
