@@ -19,6 +19,7 @@ Phase outputs are computed once per seed and shared: the DAE encoder of a seed s
 sum of the phases it uses (a shared phase counts in full for each variant that uses it,
 i.e. what the variant would cost on its own), plus its phase 3.
 """
+
 import json
 import shutil
 import statistics
@@ -66,7 +67,14 @@ def parse_variants(names: Optional[Sequence[str]]) -> List[str]:
         return list(VARIANTS)
     lookup = {}
     for slug, display in VARIANTS.items():
-        for key in (slug, display, display.rstrip("."), display.replace(" ", "_"), slug.replace("_", "+"), slug.replace("_", "-")):
+        for key in (
+            slug,
+            display,
+            display.rstrip("."),
+            display.replace(" ", "_"),
+            slug.replace("_", "+"),
+            slug.replace("_", "-"),
+        ):
             lookup[key.lower()] = slug
     out: List[str] = []
     for item in names:
@@ -76,7 +84,9 @@ def parse_variants(names: Optional[Sequence[str]]) -> List[str]:
                 continue
             slug = lookup.get(name.lower())
             if slug is None:
-                raise UserError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)} (or {', '.join(VARIANTS.values())})")
+                raise UserError(
+                    f"unknown variant {name!r}; choose from {', '.join(VARIANTS)} (or {', '.join(VARIANTS.values())})"
+                )
             if slug not in out:
                 out.append(slug)
     return out
@@ -110,7 +120,9 @@ def _say(msg: str) -> None:
 def prepare_corpus(source: Union[str, Path], work_dir: Path, *, seed: int = 0, **convert_kwargs) -> Path:
     """A corpus directory (as the `data` step writes): used as is, or converted from `source`."""
     src = Path(str(source))
-    if src.is_dir() and all((src / name).exists() for name in ("train.spacy", "dev.spacy", "test.spacy", "train.jsonl")):
+    if src.is_dir() and all(
+        (src / name).exists() for name in ("train.spacy", "dev.spacy", "test.spacy", "train.jsonl")
+    ):
         return src
     from .data.convert import convert_dataset
 
@@ -121,7 +133,11 @@ def prepare_corpus(source: Union[str, Path], work_dir: Path, *, seed: int = 0, *
 
 def mean_std(values: Sequence[float]) -> Dict[str, float]:
     values = [float(v) for v in values]
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "n": len(values),
+    }
 
 
 def run_ablation(
@@ -150,7 +166,10 @@ def run_ablation(
     work = output_dir / "work"
     work.mkdir(parents=True)
     corpus = prepare_corpus(source, work, **(convert_kwargs or {}))
-    _say(f"[ablation] corpus {corpus}; variants {', '.join(VARIANTS[v] for v in variants)}; seeds {s.seeds}; encoder {s.encoder}")
+    _say(
+        f"[ablation] corpus {corpus}; variants {', '.join(VARIANTS[v] for v in variants)}; "
+        f"seeds {s.seeds}; encoder {s.encoder}"
+    )
     runs: List[Dict[str, Any]] = []
     started = time.time()
     for seed in s.seeds:
@@ -176,7 +195,9 @@ def _sampler_configs(s: AblationSettings, work: Path):
     return tuple(paths)
 
 
-def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat) -> List[Dict[str, Any]]:
+def _run_seed(
+    seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat
+) -> List[Dict[str, Any]]:
     from .contrastive.train import train_contrastive
     from .dae.train import train_dae
     from .joint.train import train_joint
@@ -198,7 +219,12 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
     if "dae" in needed:
         out = work / "dae"
         dae_overrides = {**common, "training.dev_corpus": str(corpus), **s.dae_overrides}  # selection on dev k-NN
-        timed("dae", lambda: train_dae(s.dae_config, corpus / "texts.txt", out, encoder=s.encoder, overrides=dae_overrides, overwrite=True))
+        timed(
+            "dae",
+            lambda: train_dae(
+                s.dae_config, corpus / "texts.txt", out, encoder=s.encoder, overrides=dae_overrides, overwrite=True
+            ),
+        )
         encoders["dae"] = str(out)
     for step in ("cl_dae", "cl_dae_extra", "cl_dae_noimb", "cl_base"):
         if step not in needed:
@@ -206,11 +232,18 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
         out = work / step
         start = encoders["dae"] if step.startswith("cl_dae") else s.encoder
         overrides = {**common, **s.cl_overrides, **IMBALANCE[step]}
-        timed(step, lambda: train_contrastive(cl_config, corpus, out, encoder=start, overrides=overrides, overwrite=True))
+        timed(
+            step, lambda: train_contrastive(cl_config, corpus, out, encoder=start, overrides=overrides, overwrite=True)
+        )
         encoders[step] = str(out)
     if "joint" in needed:
         out = work / "joint"
-        timed("joint", lambda: train_joint(joint_config, corpus, out, encoder=s.encoder, overrides={**common, **s.joint_overrides}, overwrite=True))
+        timed(
+            "joint",
+            lambda: train_joint(
+                joint_config, corpus, out, encoder=s.encoder, overrides={**common, **s.joint_overrides}, overwrite=True
+            ),
+        )
         encoders["joint"] = str(out)
 
     results = []
@@ -243,7 +276,10 @@ def _run_seed(seed: int, variants: List[str], s: AblationSettings, corpus: Path,
             "confusion_matrix": metrics.get("confusion_matrix"),
         }
         results.append(run)
-        _say(f"[ablation] seed {seed}: {VARIANTS[variant]}: accuracy {run['accuracy']:.4f}, macro F1 {run['macro_f1']:.4f}, {run['wall_seconds']:.1f} s")
+        _say(
+            f"[ablation] seed {seed}: {VARIANTS[variant]}: accuracy {run['accuracy']:.4f}, "
+            f"macro F1 {run['macro_f1']:.4f}, {run['wall_seconds']:.1f} s"
+        )
         if not s.keep_models:
             shutil.rmtree(model_dir, ignore_errors=True)
     if not s.keep_models:
@@ -296,9 +332,15 @@ def format_markdown(rows: List[Dict[str, Any]], meta: Dict[str, Any]) -> str:
     for row in rows:
         cells = [f"{100 * row[m]['mean']:.2f} ± {100 * row[m]['std']:.2f}" for m in METRICS]
         w = row["wall_seconds"]
-        lines.append(f"| {row['name']} | " + " | ".join(cells) + f" | {w['mean']:.1f} ± {w['std']:.1f} | {len(row['seeds'])} |")
+        lines.append(
+            f"| {row['name']} | " + " | ".join(cells) + f" | {w['mean']:.1f} ± {w['std']:.1f} | {len(row['seeds'])} |"
+        )
     if meta.get("budgets"):
-        lines += ["", "Budgets / overrides: " + "; ".join(f"{k}: `{json.dumps(v, sort_keys=True)}`" for k, v in meta["budgets"].items() if v)]
+        lines += [
+            "",
+            "Budgets / overrides: "
+            + "; ".join(f"{k}: `{json.dumps(v, sort_keys=True)}`" for k, v in meta["budgets"].items() if v),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -317,11 +359,16 @@ def _write(output_dir: Path, variants, s: AblationSettings, runs, corpus, source
             "joint": s.joint_overrides,
             "textcat": s.textcat_overrides,
         },
-        "configs": {k: str(getattr(s, k)) for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")},
+        "configs": {
+            k: str(getattr(s, k)) for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")
+        },
         "cl_sampler": s.cl_sampler,
     }
     data = {"meta": meta, "summary": rows, "runs": runs}
-    for name, text in (("ablation.json", json.dumps(data, indent=2, default=str)), ("ablation.md", format_markdown(rows, meta))):
+    for name, text in (
+        ("ablation.json", json.dumps(data, indent=2, default=str)),
+        ("ablation.md", format_markdown(rows, meta)),
+    ):
         tmp = output_dir / f".{name}.tmp"
         tmp.write_text(text, encoding="utf8")
         tmp.replace(output_dir / name)

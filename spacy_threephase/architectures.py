@@ -1,4 +1,5 @@
 """Registered thinc architectures: the phase-3 classifier head and the encoder loader."""
+
 import json
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple

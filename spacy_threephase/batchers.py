@@ -22,6 +22,7 @@ Where the randomness comes from, and why it survives resume:
   batchers; each chunk draws the sizes of its batches from it in step order, and each batch
   keeps the size drawn for its position, whatever lengths it gets.
 """
+
 import hashlib
 import itertools
 import random
@@ -84,8 +85,9 @@ def _draw_sizes(sizes: Iterator, chunk_size: int) -> List[int]:
     while sum(plan) < chunk_size:
         n = next(sizes, None)
         if n is None:
-            raise UserError("[training.batcher] size: the list of batch sizes ran out; "
-                            "use an int or an endless schedule")
+            raise UserError(
+                "[training.batcher] size: the list of batch sizes ran out; use an int or an endless schedule"
+            )
         n = int(n)
         if n < 1:
             raise UserError(f"[training.batcher] size: the schedule gave a batch size of {n}; sizes must be 1 or more")

@@ -8,6 +8,7 @@ the same tensor phase 3 sees; the tokenizer runs once per run instead of once pe
 the chunks into batches and shuffles the batches: batches are random in content and order
 but near-uniform in length, so little is computed for padding. A function of the seed only.
 """
+
 from typing import Dict, List, Sequence
 
 import numpy
@@ -23,8 +24,14 @@ class TokenizedTexts:
         level = _quiet_tokenizer_logging()
         try:
             for start in range(0, len(texts), chunk):
-                enc = tokenizer(list(texts[start : start + chunk]), add_special_tokens=True, padding=False,
-                                truncation=False, return_attention_mask=False, return_token_type_ids=False)
+                enc = tokenizer(
+                    list(texts[start : start + chunk]),
+                    add_special_tokens=True,
+                    padding=False,
+                    truncation=False,
+                    return_attention_mask=False,
+                    return_token_type_ids=False,
+                )
                 self.ids.extend(numpy.asarray(row[:max_length], dtype=numpy.int64) for row in enc["input_ids"])
         finally:
             _restore_logging(level)

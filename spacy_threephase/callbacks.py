@@ -6,6 +6,7 @@ register callbacks to slow a run down (so that a process can be killed mid-run),
 it at a given step, or to inspect it; a wrapper script can do the same for a subprocess. The
 loops never read environment variables for this.
 """
+
 import contextlib
 from typing import Any, Callable, Iterator, List
 

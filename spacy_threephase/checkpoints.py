@@ -7,6 +7,7 @@ progress (`trainer.pt`: epoch, position, selection, history, the phases' own RNG
 moment leaves the previous checkpoint or the new one. Phase 3 (finetune/) keeps a single
 `checkpoint.pt` there and uses `read_checkpoint`.
 """
+
 import hashlib
 import json
 import os
@@ -119,8 +120,11 @@ def _matching(state, path: Path, fingerprint: str, resume: Optional[bool], desc:
                 f"delete {path.parent} or leave out --resume to start again"
             )
         if announce:
-            print(f"[{desc}] {path.parent}: checkpoint is from another config or other inputs; starting from scratch",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{desc}] {path.parent}: checkpoint is from another config or other inputs; starting from scratch",
+                file=sys.stderr,
+                flush=True,
+            )
         return None
     return state
 
@@ -139,7 +143,9 @@ def read_pointer(checkpoint_dir: Path, fingerprint: str, resume: Optional[bool],
         raise UserError(f"{path}: cannot read the checkpoint ({err}); delete {checkpoint_dir} to start again") from None
     pointer = _matching(pointer, path, fingerprint, resume, desc, announce)
     if pointer is not None and not (checkpoint_dir / str(pointer.get("state"))).is_dir():
-        raise UserError(f"{path}: its state directory {pointer.get('state')!r} is missing; delete {checkpoint_dir} to start again")
+        raise UserError(
+            f"{path}: its state directory {pointer.get('state')!r} is missing; delete {checkpoint_dir} to start again"
+        )
     return pointer
 
 

@@ -1,4 +1,5 @@
 """Loading phase configs (confection format, as spaCy's) with one-line errors."""
+
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
@@ -18,7 +19,10 @@ def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = No
     except ConfigValidationError as err:
         raise UserError(f"{path}: {validation_summary(err)}") from None
     except Exception as err:  # confection parse errors: configparser / ValueError / KeyError
-        raise UserError(f"{path}: cannot read config: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}") from None
+        raise UserError(
+            f"{path}: cannot read config: "
+            f"{str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}"
+        ) from None
 
 
 def resolve_section(config, key: str, path: Union[str, Path]) -> Any:

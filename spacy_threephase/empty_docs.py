@@ -13,6 +13,7 @@ are exactly those of a whitespace-only text. `install()` replaces the two compon
 ours; every other pipeline keeps spaCy's behaviour. It runs when spacy_threephase's
 architectures are imported, which loading any pipeline that uses them does.
 """
+
 from typing import Callable, List, Tuple
 
 import numpy

@@ -8,6 +8,7 @@ text that phase 3 fine-tunes. The chosen pooling and maximum length are saved wi
 encoder (`model_max_length` in the tokenizer config, pooling in the sentence-transformers
 `1_Pooling/config.json` layout) so that the next phase picks them up.
 """
+
 import json
 import os
 import warnings
@@ -61,7 +62,9 @@ def resolve_encoder(name: Union[str, Path]) -> str:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(
+        os.environ.get(v, "") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
 
 
 def _load_error(name: str, err: Exception) -> UserError:
@@ -71,7 +74,10 @@ def _load_error(name: str, err: Exception) -> UserError:
         "on a machine with internet and point the encoder setting at DIR"
     )
     if _offline():
-        hint = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE) and it is not cached; point the encoder setting at a local directory"
+        hint = (
+            "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE) and it is not cached; "
+            "point the encoder setting at a local directory"
+        )
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return UserError(f"{name}: cannot load encoder: {hint} ({first})")
 
@@ -100,8 +106,14 @@ def check_pooling(pooling: str) -> str:
 
 def effective_max_length(tokenizer, config, max_length: Optional[int]) -> int:
     """The number of wordpieces kept per text (the same cut spacy-transformers makes)."""
-    limits = [n for n in (getattr(tokenizer, "model_max_length", None), getattr(config, "max_position_embeddings", None)) if n and n < 100_000]
-    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and getattr(config, "max_position_embeddings", 0):
+    limits = [
+        n
+        for n in (getattr(tokenizer, "model_max_length", None), getattr(config, "max_position_embeddings", None))
+        if n and n < 100_000
+    ]
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") and getattr(
+        config, "max_position_embeddings", 0
+    ):
         limits.append(config.max_position_embeddings - 2)
     if max_length:
         limits.append(int(max_length))
@@ -201,7 +213,9 @@ def pool(hidden, attention_mask, mode: str):
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
-def save_encoder(model, tokenizer, out_dir: Union[str, Path], *, pooling: str, max_length: int, extra: Optional[dict] = None) -> None:
+def save_encoder(
+    model, tokenizer, out_dir: Union[str, Path], *, pooling: str, max_length: int, extra: Optional[dict] = None
+) -> None:
     """Write a standard Hugging Face model directory plus the pooling choice.
 
     The layout is also a valid sentence-transformers directory (modules.json, 1_Pooling).

@@ -1,4 +1,5 @@
 """Evaluate a trained pipeline on a labelled .spacy (or normalised .jsonl) test file."""
+
 import json
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
@@ -75,6 +76,8 @@ def write_metrics(metrics: Dict, output_dir: Union[str, Path]) -> Dict[str, Path
     paths = {"json": output_dir / "metrics.json", "txt": output_dir / "metrics.txt"}
     for kind, path in paths.items():
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(metrics, indent=2) if kind == "json" else format_table(metrics) + "\n", encoding="utf8")
+        tmp.write_text(
+            json.dumps(metrics, indent=2) if kind == "json" else format_table(metrics) + "\n", encoding="utf8"
+        )
         tmp.replace(path)
     return paths

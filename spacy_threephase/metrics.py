@@ -1,4 +1,5 @@
 """Classification metrics: accuracy, macro precision/recall/F1, per-class scores, confusion."""
+
 from typing import Dict, List, Sequence
 
 

@@ -6,6 +6,7 @@ the head (thinc parameters) gets `learn_rate` and the transformer (parameters of
 PyTorch model inside spacy-transformers) gets `encoder_learn_rate`, both following the
 same warm-up schedule.
 """
+
 from typing import Iterable, Tuple
 
 from spacy import registry

@@ -1,4 +1,5 @@
 """Write outputs safely: to a temporary sibling path first, then rename into place."""
+
 import contextlib
 import shutil
 import uuid

@@ -11,6 +11,7 @@ processes), and write into a temporary directory that replaces the output at the
     config as run), `metrics.json` (summary, evaluations, per-epoch records),
     `training_log.jsonl` (one line per epoch), and what the phase adds (`imbalance.json`).
 """
+
 import json
 import math
 import sys
@@ -18,7 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Type, Union
 
-from .checkpoints import checkpoint_dir_for, is_main_process, config_fingerprint_text, fingerprint
+from .checkpoints import checkpoint_dir_for, config_fingerprint_text, fingerprint, is_main_process
 from .config import load_config, resolve_section
 from .encoder import LoadedEncoder, load_encoder, save_encoder
 from .errors import UserError
@@ -68,8 +69,16 @@ class Phase:
             print(f"[{self.name}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_phase(phase: Phase, config_path: Union[str, Path], output_dir: Union[str, Path], *, encoder: Optional[str] = None,
-              overrides: Optional[Dict[str, Any]] = None, overwrite: bool = False, resume: Optional[bool] = None) -> Dict[str, Any]:
+def run_phase(
+    phase: Phase,
+    config_path: Union[str, Path],
+    output_dir: Union[str, Path],
+    *,
+    encoder: Optional[str] = None,
+    overrides: Optional[Dict[str, Any]] = None,
+    overwrite: bool = False,
+    resume: Optional[bool] = None,
+) -> Dict[str, Any]:
     """Run `phase` as configured and write its encoder to `output_dir`; returns the summary.
 
     resume: None = continue from `<output_dir>.checkpoint/` when it belongs to the same config
@@ -91,28 +100,53 @@ def run_phase(phase: Phase, config_path: Union[str, Path], output_dir: Union[str
     model = phase.build(enc)
     fp = fingerprint(config_fingerprint_text(config), phase.inputs, {"encoder": enc.path})
     with output_dir_for_rank(output_dir, overwrite) as tmp:
-        trainer = Trainer(model, training, desc=phase.name, selected=enc.model, log_path=tmp / LOG_FILE,
-                          checkpoint_dir=checkpoint_dir_for(output_dir) if training.checkpoint_every else None,
-                          fingerprint=fp, resume=resume, checkpointed=phase.checkpointed)
+        trainer = Trainer(
+            model,
+            training,
+            desc=phase.name,
+            selected=enc.model,
+            log_path=tmp / LOG_FILE,
+            checkpoint_dir=checkpoint_dir_for(output_dir) if training.checkpoint_every else None,
+            fingerprint=fp,
+            resume=resume,
+            checkpointed=phase.checkpointed,
+        )
         history = trainer.fit(phase.make_batches, phase.steps_per_epoch, phase.evaluator(enc, trainer.device))
         summary = _summary(phase, enc, enc_cfg, trainer, history)
-        save_encoder(enc.model, enc.tokenizer, tmp, pooling=enc.pooling, max_length=enc.max_length,
-                     extra={"phase": phase.name, "source_encoder": enc.path, "selection": summary["selection"],
-                            phase.name: phase.summary()})
+        save_encoder(
+            enc.model,
+            enc.tokenizer,
+            tmp,
+            pooling=enc.pooling,
+            max_length=enc.max_length,
+            extra={
+                "phase": phase.name,
+                "source_encoder": enc.path,
+                "selection": summary["selection"],
+                phase.name: phase.summary(),
+            },
+        )
         phase.write(tmp)
         (tmp / METRICS_FILE).write_text(json.dumps(_strict(summary), indent=2, default=float), encoding="utf8")
         config.to_disk(tmp / CONFIG_FILE)
     trainer.remove_checkpoint()
     best = trainer.best
     if best is not None and training.select_best:
-        phase.say(f"selected: {'the input encoder, unchanged' if trainer.kept_input else f'step {best.step} (epoch {best.epoch:g})'}"
-                  f" with dev score {best.score:.4f}")
+        phase.say(
+            "selected: "
+            + ("the input encoder, unchanged" if trainer.kept_input else f"step {best.step} (epoch {best.epoch:g})")
+            + f" with dev score {best.score:.4f}"
+        )
     phase.say(f"saved the encoder to {output_dir}")
     return summary
 
 
-def configure(phase: Phase, config_path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None,
-              encoder: Optional[str] = None):
+def configure(
+    phase: Phase,
+    config_path: Union[str, Path],
+    overrides: Optional[Dict[str, Any]] = None,
+    encoder: Optional[str] = None,
+):
     """Read and validate the config into `phase.settings`; returns the config as run."""
     config = load_config(config_path, overrides)
     for section in config:
@@ -121,7 +155,8 @@ def configure(phase: Phase, config_path: Union[str, Path], overrides: Optional[D
     if encoder:
         config.setdefault("encoder", {})["name"] = str(encoder)  # the saved config.cfg says what ran
     phase.settings = {
-        name: resolve_section(config, name, config_path) if model is REGISTERED
+        name: resolve_section(config, name, config_path)
+        if model is REGISTERED
         else parse_section(model, config.get(name), f"{config_path} [{name}]")
         for name, model in phase.sections.items()
     }

@@ -6,6 +6,7 @@
   (`spacy_threephase.layers.sentence_pooling` over `doc._.trf_data`).
 - `confusion_figure`: the confusion matrix of a metrics.json (counts, colour = row share).
 """
+
 import json
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -29,7 +30,9 @@ def require_matplotlib():
     try:
         import matplotlib
     except ImportError:
-        raise UserError(f"plotting needs matplotlib, which is not installed; install the plots extra: {INSTALL_HINT}") from None
+        raise UserError(
+            f"plotting needs matplotlib, which is not installed; install the plots extra: {INSTALL_HINT}"
+        ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -64,9 +67,19 @@ def confusion_figure(metrics: Dict, path: Union[str, Path], title: Optional[str]
     for i in range(n):
         for j in range(n):
             if cm[i, j]:
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=9, color="white" if share[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if share[i, j] > 0.6 else "black",
+                )
     acc, f1 = metrics.get("accuracy"), metrics.get("macro_f1")
-    default = "confusion matrix" + (f" (accuracy {100 * acc:.1f}%, macro F1 {100 * f1:.1f}%)" if acc is not None and f1 is not None else "")
+    default = "confusion matrix" + (
+        f" (accuracy {100 * acc:.1f}%, macro F1 {100 * f1:.1f}%)" if acc is not None and f1 is not None else ""
+    )
     ax.set_title(title or default, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the gold class")
     out = _save(fig, path)
@@ -127,7 +140,15 @@ def pipeline_vectors(model: Union[str, Path], texts: List[str], batch_size: int 
     return vecs / numpy.maximum(numpy.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
 
-def projection_figure(panels: Sequence[Tuple[str, numpy.ndarray]], labels: Sequence[str], path: Union[str, Path], *, method: str = "pca", seed: int = 0, title: Optional[str] = None) -> Path:
+def projection_figure(
+    panels: Sequence[Tuple[str, numpy.ndarray]],
+    labels: Sequence[str],
+    path: Union[str, Path],
+    *,
+    method: str = "pca",
+    seed: int = 0,
+    title: Optional[str] = None,
+) -> Path:
     """One scatter panel per (phase name, vectors), points coloured by class."""
     plt = require_matplotlib()
     classes = sorted(set(labels))
@@ -144,8 +165,18 @@ def projection_figure(panels: Sequence[Tuple[str, numpy.ndarray]], labels: Seque
         ax.set_xticks([])
         ax.set_yticks([])
     handles, names = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=min(len(classes), 6), fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(classes) - 1) // 6)))
-    fig.suptitle(title or f"dev-set sentence vectors after each phase ({method.upper()}, {len(labels)} texts)", fontsize=11)
+    fig.legend(
+        handles,
+        names,
+        loc="lower center",
+        ncol=min(len(classes), 6),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02 - 0.04 * ((len(classes) - 1) // 6)),
+    )
+    fig.suptitle(
+        title or f"dev-set sentence vectors after each phase ({method.upper()}, {len(labels)} texts)", fontsize=11
+    )
     fig.tight_layout(rect=(0, 0.06 + 0.04 * ((len(classes) - 1) // 6), 1, 1))
     out = _save(fig, path)
     plt.close(fig)
@@ -183,7 +214,13 @@ def plot_run(
     texts, labels = read_dev(corpus_dir, limit, seed)
     panels, skipped = [], []
     for name, kind, where in stages:
-        if kind == "encoder" and where != "default" and not Path(where).exists() or kind == "pipeline" and not Path(where).exists():
+        if (
+            kind == "encoder"
+            and where != "default"
+            and not Path(where).exists()
+            or kind == "pipeline"
+            and not Path(where).exists()
+        ):
             skipped.append(f"{name} ({where})")
             continue
         vecs = encoder_vectors(where, texts) if kind == "encoder" else pipeline_vectors(where, texts)
@@ -192,11 +229,15 @@ def plot_run(
         raise UserError("nothing to plot: none of the phase outputs exists (" + ", ".join(skipped) + ")")
     written: Dict[str, Path] = {}
     if panels:
-        written["projection"] = projection_figure(panels, labels, Path(output_dir) / f"projection_{method}.png", method=method, seed=seed)
+        written["projection"] = projection_figure(
+            panels, labels, Path(output_dir) / f"projection_{method}.png", method=method, seed=seed
+        )
     if metrics_path:
         mpath = Path(metrics_path)
         if mpath.exists():
-            written["confusion"] = confusion_figure(json.loads(mpath.read_text(encoding="utf8")), Path(output_dir) / "confusion_matrix.png")
+            written["confusion"] = confusion_figure(
+                json.loads(mpath.read_text(encoding="utf8")), Path(output_dir) / "confusion_matrix.png"
+            )
         else:
             skipped.append(f"confusion matrix ({mpath})")
     written["skipped"] = skipped  # type: ignore[assignment]

@@ -4,6 +4,7 @@ As spaCy validates its own sections: `extra="forbid"` (an unknown key is an erro
 the known ones), types checked, and every error turned into one line that names the config
 file, the section and the key. A boolean is never accepted where a number is expected.
 """
+
 from typing import Any, Dict, Optional, Type, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator

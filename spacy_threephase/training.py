@@ -17,6 +17,7 @@ On top of that:
   the same command started again continues and ends with the weights of an uninterrupted run;
 - callbacks after every step (spacy_threephase.callbacks), for tests.
 """
+
 import math
 import shutil
 import sys
@@ -154,8 +155,10 @@ class Trainer:
         s, acc = self.settings, self.accelerator
         per_rank = max(1, steps_per_epoch) // acc.num_processes
         if per_rank < 1:
-            raise UserError(f"{self.desc}: {steps_per_epoch} batches per epoch cannot be shared by {acc.num_processes} processes; "
-                            "use a smaller batch_size or fewer processes")
+            raise UserError(
+                f"{self.desc}: {steps_per_epoch} batches per epoch cannot be shared by {acc.num_processes} processes; "
+                "use a smaller batch_size or fewer processes"
+            )
         total = max(1, s.epochs * per_rank)
         if s.max_steps:
             total = min(total, s.max_steps)
@@ -180,9 +183,16 @@ class Trainer:
             else:
                 skip, totals = 0, {"loss": 0.0, "steps": 0, "examples": 0, "start": time.time()}
             self.wrapped.train()
-            bar = tqdm(range(skip, len(batches)), desc=f"{self.desc} epoch {epoch + 1}/{s.epochs}", initial=skip,
-                       total=len(batches), disable=not s.progress or not self.is_main, leave=False, file=sys.stderr,
-                       dynamic_ncols=True)
+            bar = tqdm(
+                range(skip, len(batches)),
+                desc=f"{self.desc} epoch {epoch + 1}/{s.epochs}",
+                initial=skip,
+                total=len(batches),
+                disable=not s.progress or not self.is_main,
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
             for i in bar:
                 loss = self._update(batches[i])
                 self.step += 1
@@ -217,7 +227,10 @@ class Trainer:
         s, acc = self.settings, self.accelerator
         loss = self.wrapped(batch)
         if not torch.isfinite(loss):
-            raise UserError(f"{self.desc}: loss became {loss.item()} at step {self.step}; lower learning_rate or disable mixed_precision")
+            raise UserError(
+                f"{self.desc}: loss became {loss.item()} at step {self.step}; "
+                "lower learning_rate or disable mixed_precision"
+            )
         acc.backward(loss)
         if s.max_grad_norm and s.max_grad_norm > 0:
             acc.clip_grad_norm_(self.wrapped.parameters(), s.max_grad_norm)
@@ -251,17 +264,24 @@ class Trainer:
             if self.settings.select_best:
                 self._best_state = cpu_copy(self.selected)
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
-        self.say(f"{label or f'step {step} (epoch {result.epoch:g})'}: dev {shown}{' (best so far)' if better and step else ''}")
+        self.say(
+            f"{label or f'step {step} (epoch {result.epoch:g})'}: dev {shown}"
+            + (" (best so far)" if better and step else "")
+        )
         return result
 
     def _finish_epoch(self, epoch: int, totals: Dict[str, float], scored: Optional[Evaluation]) -> None:
         steps = int(totals["steps"])
-        record = EpochRecord(epoch + 1, totals["loss"] / max(1, steps), steps, time.time() - totals["start"], int(totals["examples"]))
+        record = EpochRecord(
+            epoch + 1, totals["loss"] / max(1, steps), steps, time.time() - totals["start"], int(totals["examples"])
+        )
         if scored is not None:
             record.score, record.extra = scored.score, dict(scored.metrics)
         self.history.append(record)
-        self.say(f"epoch {record.epoch}: loss {record.loss:.4f}, {record.steps} steps, "
-                 f"{record.examples / max(record.seconds, 1e-9):.1f} examples/s")
+        self.say(
+            f"epoch {record.epoch}: loss {record.loss:.4f}, {record.steps} steps, "
+            f"{record.examples / max(record.seconds, 1e-9):.1f} examples/s"
+        )
         self._write_log(record)
 
     def _write_log(self, record: EpochRecord) -> None:
@@ -298,7 +318,9 @@ class Trainer:
                 "best_state": self._best_state,
             }
             atomic_torch_save(progress, state_dir / PROGRESS_FILE)
-            write_pointer(self.checkpoint_dir, {"fingerprint": self.fingerprint, "state": state_dir.name, "step": self.step})
+            write_pointer(
+                self.checkpoint_dir, {"fingerprint": self.fingerprint, "state": state_dir.name, "step": self.step}
+            )
         acc.wait_for_everyone()
 
     def _resume(self) -> Optional[Dict[str, Any]]:
@@ -334,4 +356,3 @@ class Trainer:
         if self.checkpoint_dir is not None and self.is_main and self.checkpoint_dir.exists():
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         self.accelerator.wait_for_everyone()
-

@@ -1,4 +1,5 @@
 """The typer app behind `python -m spacy_threephase` and `python -m spacy threephase`."""
+
 import functools
 import sys
 
@@ -8,7 +9,8 @@ from ..errors import UserError
 
 app = typer.Typer(
     name="threephase",
-    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive), phase 3 (train: spaCy's training loop with checkpoints), evaluation, the Joint variant, ablations and plots for spaCy text classifiers.",
+    help="spacy-threephase: data preparation, phase 1 (DAE), phase 2 (contrastive), phase 3 (train: spaCy's "
+    "training loop with checkpoints), evaluation, the Joint variant, ablations and plots for spaCy text classifiers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -45,7 +47,7 @@ def friendly_errors(func):
 
 @app.callback()
 def _group() -> None:
-    """spacy-threephase: data, phase 1 (DAE), phase 2 (contrastive), phase 3 (train), evaluation, Joint, ablations, plots.
+    """spacy-threephase: data, phases 1 (DAE), 2 (contrastive) and 3 (train), evaluation, Joint, ablations, plots.
 
     Phase 3 (`train`) takes an ordinary spaCy training config (configs/textcat.cfg); plain
     `python -m spacy train` works with it too, without checkpoints.

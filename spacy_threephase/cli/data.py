@@ -1,4 +1,5 @@
 """`threephase data SOURCE OUTPUT_DIR`: convert a labelled data set for the three phases."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -11,23 +12,44 @@ from ._app import app, friendly_errors
 @app.command("data")
 @friendly_errors
 def data_command(
-    source: str = typer.Argument(..., help="Directory with train.(jsonl|csv|tsv) [+ dev, test], one file, or a Hugging Face dataset id (hf:NAME)"),
+    source: str = typer.Argument(
+        ..., help="Directory with train.(jsonl|csv|tsv) [+ dev, test], one file, or a Hugging Face dataset id (hf:NAME)"
+    ),
     output_dir: Path = typer.Argument(..., help="Directory to write (.spacy, .jsonl, texts.txt, labels.json)"),
     text_field: str = typer.Option("text", "--text-field", help="Name of the text column/field"),
     label_field: str = typer.Option("label", "--label-field", help="Name of the label column/field"),
-    label_sep: Optional[str] = typer.Option(None, "--label-sep", help="Separator of several labels in one cell (multi-label), e.g. '|'"),
+    label_sep: Optional[str] = typer.Option(
+        None, "--label-sep", help="Separator of several labels in one cell (multi-label), e.g. '|'"
+    ),
     hf_config: Optional[str] = typer.Option(None, "--hf-config", help="Hugging Face dataset configuration"),
     dev_ratio: float = typer.Option(0.1, "--dev-ratio", help="Share of train carved as dev when there is no dev split"),
-    test_ratio: float = typer.Option(0.1, "--test-ratio", help="Share of train carved as test when there is no test split"),
+    test_ratio: float = typer.Option(
+        0.1, "--test-ratio", help="Share of train carved as test when there is no test split"
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed for carving dev/test"),
     lang: str = typer.Option("en", "--lang", help="spaCy language code for tokenisation"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory"),
-    hierarchical: Optional[bool] = typer.Option(None, "--hierarchical/--flat", help="Labels with '/' are levels of a hierarchy (Sports/Football: pairs that share only the top level count as half similar in phase 2) or flat classes (Sci/Tech); default: hierarchical when any label has '/'"),
+    hierarchical: Optional[bool] = typer.Option(
+        None,
+        "--hierarchical/--flat",
+        help="Labels with '/' are levels of a hierarchy (Sports/Football: pairs that share only the top level "
+        "count as half similar in phase 2) or flat classes (Sci/Tech); default: hierarchical when any label has '/'",
+    ),
 ) -> None:
     """Read a data set and write train/dev/test .spacy files plus texts.txt for phase 1."""
     stats = convert_dataset(
-        source, output_dir, text_field=text_field, label_field=label_field, label_sep=label_sep,
-        hf_config=hf_config, dev_ratio=dev_ratio, test_ratio=test_ratio, seed=seed, overwrite=overwrite, lang=lang, hierarchical=hierarchical,
+        source,
+        output_dir,
+        text_field=text_field,
+        label_field=label_field,
+        label_sep=label_sep,
+        hf_config=hf_config,
+        dev_ratio=dev_ratio,
+        test_ratio=test_ratio,
+        seed=seed,
+        overwrite=overwrite,
+        lang=lang,
+        hierarchical=hierarchical,
     )
     typer.echo(format_summary(stats))
 

@@ -1,4 +1,5 @@
 """`evaluate`: test-split metrics of a trained pipeline, as JSON and a printed table."""
+
 from pathlib import Path
 
 import typer
@@ -38,7 +39,12 @@ def evaluate_cli(
     if metrics.get("confusion_matrix") is None:
         return
     if have_matplotlib():
-        png = confusion_figure(metrics, Path(output_dir) / "confusion_matrix.png", title=f"{'/'.join(Path(str(model)).parts[-2:])}: confusion matrix (test)\naccuracy {100 * metrics['accuracy']:.1f}%, macro F1 {100 * metrics['macro_f1']:.1f}%")
+        png = confusion_figure(
+            metrics,
+            Path(output_dir) / "confusion_matrix.png",
+            title=f"{'/'.join(Path(str(model)).parts[-2:])}: confusion matrix (test)\n"
+            f"accuracy {100 * metrics['accuracy']:.1f}%, macro F1 {100 * metrics['macro_f1']:.1f}%",
+        )
         print(f"Wrote {png}")
     else:
         print(f"(no confusion-matrix plot: matplotlib is not installed; {INSTALL_HINT})")

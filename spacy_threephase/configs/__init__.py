@@ -5,6 +5,7 @@ README use; an installed wheel has no such directory, so code that needs a defau
 (the ablation runner) takes it from here. tests/test_configs_packaged.py keeps the two
 copies byte-identical: after editing configs/NAME.cfg, copy it to spacy_threephase/configs/.
 """
+
 from importlib import resources
 from pathlib import Path
 

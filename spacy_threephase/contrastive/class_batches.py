@@ -29,6 +29,7 @@ One epoch (a pure function of `seed`; the loop passes seed + epoch):
 
 Memory and time are O(N): a few int64 arrays of N entries, no pair structure.
 """
+
 import math
 from typing import List, Optional
 

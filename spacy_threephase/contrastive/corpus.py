@@ -6,6 +6,7 @@ it, multi_label is inferred (any line with several labels) and hierarchical is f
 in a label name, e.g. AG News' "Sci/Tech", is not taken as a hierarchy unless labels.json
 says so).
 """
+
 import json
 import random
 from collections import defaultdict
@@ -119,7 +120,9 @@ def carve_dev(train: Split, fraction: float, seed: int) -> Tuple[Split, Split]:
     return pick(keep), pick(dev_idx)
 
 
-def load_train_dev(corpus_dir: Union[str, Path], dev_fraction: float, seed: int, tag: str) -> Tuple[LabelledCorpus, Split, Split, int]:
+def load_train_dev(
+    corpus_dir: Union[str, Path], dev_fraction: float, seed: int, tag: str
+) -> Tuple[LabelledCorpus, Split, Split, int]:
     """Read a corpus for phase 2 / Joint: carve a stratified dev set off train when there is
     none (and say so on stderr), and require two classes. Returns (corpus, train, dev, n_classes)."""
     import sys
@@ -129,8 +132,15 @@ def load_train_dev(corpus_dir: Union[str, Path], dev_fraction: float, seed: int,
     if dev is None:
         train, dev = carve_dev(train, dev_fraction, seed)
         corpus.dev_carved = True
-        print(f"[{tag}] {corpus_dir}: no dev.jsonl; carved a stratified dev set of {len(dev)} examples off train (seed {seed}); training on the other {len(train)}", file=sys.stderr, flush=True)
+        print(
+            f"[{tag}] {corpus_dir}: no dev.jsonl; carved a stratified dev set of {len(dev)} examples off train "
+            f"(seed {seed}); training on the other {len(train)}",
+            file=sys.stderr,
+            flush=True,
+        )
     n_classes = len({x for labs in train.labels for x in labs})
     if n_classes < 2:
-        raise UserError(f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}")
+        raise UserError(
+            f"{corpus_dir}: contrastive learning needs at least two classes in train.jsonl, found {n_classes}"
+        )
     return corpus, train, dev, n_classes

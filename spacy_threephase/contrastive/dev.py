@@ -1,4 +1,5 @@
 """The dev k-NN evaluator of phases 1, 2 and Joint, with its neighbours capped for speed."""
+
 import random
 from collections import defaultdict
 from typing import List
@@ -29,7 +30,15 @@ def knn_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=Non
     neighbours = stratified_subset(train, training.knn_max_train, training.seed)
     dev = stratified_subset(dev, training.knn_max_dev, training.seed + 1)
     pairs = dev_pairs(dev) if dev_pairs is not None else None
-    evaluator = DevEvaluator(enc, device, neighbours.texts, neighbours.keys, dev.texts, dev.keys, pairs,
-                             k=training.knn_k, batch_size=training.eval_batch_size)
+    evaluator = DevEvaluator(
+        enc,
+        device,
+        neighbours.texts,
+        neighbours.keys,
+        dev.texts,
+        dev.keys,
+        pairs,
+        k=training.knn_k,
+        batch_size=training.eval_batch_size,
+    )
     return lambda: evaluator(None)
-

@@ -1,4 +1,5 @@
 """Texts -> pooled sentence vectors, with the shared tokenization and pooling of encoder.py."""
+
 from typing import List
 
 import torch

@@ -10,6 +10,7 @@ Other classes are left alone. For multi-label records the record's class is its 
 Defaults: max_ratio 4, min_ratio 1.5. Ablations: "Extra Imb." min 1.5 / max 20; "No Imb.":
 `enabled = false`.
 """
+
 import json
 import math
 import random
@@ -76,7 +77,14 @@ class CorrectedData:
 
 
 class ImbalanceCorrection:
-    def __init__(self, enabled: bool = True, max_ratio: float = 4.0, min_ratio: float = 1.5, lang: str = "en", stop_word_variants: bool = True):
+    def __init__(
+        self,
+        enabled: bool = True,
+        max_ratio: float = 4.0,
+        min_ratio: float = 1.5,
+        lang: str = "en",
+        stop_word_variants: bool = True,
+    ):
         if max_ratio <= 0 or min_ratio <= 0:
             raise ValueError("max_ratio and min_ratio must be > 0")
         self.enabled = enabled
@@ -88,7 +96,13 @@ class ImbalanceCorrection:
 
     @property
     def settings(self) -> Dict:
-        return {"enabled": self.enabled, "max_ratio": self.max_ratio, "min_ratio": self.min_ratio, "lang": self.lang, "stop_word_variants": self.stop_word_variants}
+        return {
+            "enabled": self.enabled,
+            "max_ratio": self.max_ratio,
+            "min_ratio": self.min_ratio,
+            "lang": self.lang,
+            "stop_word_variants": self.stop_word_variants,
+        }
 
     @property
     def stop_words(self) -> FrozenSet[str]:
@@ -129,13 +143,27 @@ class ImbalanceCorrection:
                 out.source.append(i)
         after = Counter(label for labs in out.labels for label in set(labs))
         out.table = [
-            {"class": cls, "before": freq[cls], "ratio": round(ratio(freq[cls], largest, self.max_ratio), 4), "after": after[cls], "oversampled": ratios.get(cls, 0.0) >= self.min_ratio}
+            {
+                "class": cls,
+                "before": freq[cls],
+                "ratio": round(ratio(freq[cls], largest, self.max_ratio), 4),
+                "after": after[cls],
+                "oversampled": ratios.get(cls, 0.0) >= self.min_ratio,
+            }
             for cls in sorted(freq, key=lambda c: (-freq[c], c))
         ]
         return out
 
 
 @spacy.registry.misc("spacy_threephase.imbalance_correction.v1")
-def imbalance_correction(enabled: bool = True, max_ratio: float = 4.0, min_ratio: float = 1.5, lang: str = "en", stop_word_variants: bool = True) -> ImbalanceCorrection:
+def imbalance_correction(
+    enabled: bool = True,
+    max_ratio: float = 4.0,
+    min_ratio: float = 1.5,
+    lang: str = "en",
+    stop_word_variants: bool = True,
+) -> ImbalanceCorrection:
     """Oversample classes with f(n) >= min_ratio to round(f(n)) * n examples (stop-word variants)."""
-    return ImbalanceCorrection(enabled=enabled, max_ratio=max_ratio, min_ratio=min_ratio, lang=lang, stop_word_variants=stop_word_variants)
+    return ImbalanceCorrection(
+        enabled=enabled, max_ratio=max_ratio, min_ratio=min_ratio, lang=lang, stop_word_variants=stop_word_variants
+    )

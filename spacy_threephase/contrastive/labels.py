@@ -6,6 +6,7 @@
 - several labels (multi-label): the Jaccard overlap of the two label sets (with hierarchical
   labels, each label is compared as a whole path).
 """
+
 from typing import Dict, List, Sequence, Tuple
 
 import numpy

@@ -13,6 +13,7 @@ Default `multiplier` (None): `1 + max(2, ceil(log2(K)))` for K classes (K=2 -> 3
 K=10 -> 5). It grows with log2(K) like the authors' default; the `1 +` compensates for the
 positives being only about 1/K of random candidates, which the 50/50 balancing then limits.
 """
+
 import math
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,11 @@ class Pairs:
         out = []
         for start in range(0, len(self), batch_size):
             end = start + batch_size
-            out.append(list(zip(self.first[start:end].tolist(), self.second[start:end].tolist(), self.score[start:end].tolist())))
+            out.append(
+                list(
+                    zip(self.first[start:end].tolist(), self.second[start:end].tolist(), self.score[start:end].tolist())
+                )
+            )
         return out
 
 
@@ -60,7 +65,9 @@ class ShuffledPairSampler:
     def resolve_multiplier(self, n_classes: int) -> int:
         return self.multiplier if self.multiplier is not None else default_multiplier(n_classes)
 
-    def __call__(self, index: LabelIndex, seed: int, keys: Optional[Sequence[int]] = None, n_classes: Optional[int] = None) -> Pairs:
+    def __call__(
+        self, index: LabelIndex, seed: int, keys: Optional[Sequence[int]] = None, n_classes: Optional[int] = None
+    ) -> Pairs:
         """Sample pairs of the examples behind `index` (a LabelIndex over their labels).
 
         `keys[i]` identifies example i's text: two examples with the same key (an exact copy)
@@ -90,7 +97,9 @@ class ShuffledPairSampler:
             pos = numpy.flatnonzero(score > 0)
             neg = numpy.flatnonzero(score <= 0)
             if len(pos) == 0 or len(neg) == 0:
-                warnings.warn(f"pairs: only {'negative' if len(pos) == 0 else 'positive'} pairs could be drawn; not balancing")
+                warnings.warn(
+                    f"pairs: only {'negative' if len(pos) == 0 else 'positive'} pairs could be drawn; not balancing"
+                )
             else:
                 k = min(len(pos), len(neg))
                 pos = rng.choice(pos, size=k, replace=False) if len(pos) > k else pos

@@ -4,6 +4,7 @@ The shipped default takes the same per-pair loss over every pair of class-aware 
 puts the paper's sampler and loss back into a phase-2 or Joint config, for `ablate --cl-sampler
 paper` and the benchmarks, so the paper's setting stays reproducible.
 """
+
 PAPER_PAIRS = {"@misc": "spacy_threephase.shuffled_pairs.v1", "multiplier": None, "balance": True}
 PAPER_LOSS = {"@misc": "spacy_threephase.cosine_mse_loss.v1"}
 

@@ -8,6 +8,7 @@
   train pairs (same sampler, fixed seed); it breaks ties between epochs of equal accuracy.
   Computed in numpy (`spearman`, equal to scipy.stats.spearmanr) so scipy is no dependency.
 """
+
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -18,7 +19,9 @@ from .embedding import encode
 from .pairs import Pairs
 
 
-def knn_predict(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, k: int = 5, chunk: int = 1024) -> List:
+def knn_predict(
+    train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, k: int = 5, chunk: int = 1024
+) -> List:
     k = max(1, min(k, len(train_keys)))
     preds = []
     for start in range(0, len(query_vecs), chunk):
@@ -107,7 +110,19 @@ def selection_score(metrics: Dict[str, float], n_dev: int) -> float:
 class DevEvaluator:
     """Called by the Trainer after each epoch: returns (k-NN accuracy, extra metrics)."""
 
-    def __init__(self, enc, device, train_texts: List[str], train_keys: List, dev_texts: List[str], dev_keys: List, dev_pairs: Optional[Pairs], *, k: int = 5, batch_size: int = 64):
+    def __init__(
+        self,
+        enc,
+        device,
+        train_texts: List[str],
+        train_keys: List,
+        dev_texts: List[str],
+        dev_keys: List,
+        dev_pairs: Optional[Pairs],
+        *,
+        k: int = 5,
+        batch_size: int = 64,
+    ):
         self.enc, self.device = enc, device
         self.train_texts, self.train_keys = train_texts, train_keys
         self.dev_texts, self.dev_keys = dev_texts, dev_keys
@@ -131,4 +146,3 @@ class DevEvaluator:
     def __call__(self, epoch: int):
         m = self.metrics()
         return selection_score(m, len(self.dev_texts)), m
-

@@ -9,6 +9,7 @@
   random text batches); either way sorted by length within chunks, so padding costs little;
 - `loss(encoder, pooling, batch)`: a batch encoded once, then `[loss]`.
 """
+
 import math
 import warnings
 from pathlib import Path
@@ -41,8 +42,10 @@ class ContrastiveTask:
             raise UserError(f"[loss] must give a loss with input_kind in {INPUT_KINDS}, got {self.kind!r}")
         self.class_batches = isinstance(sampler, ClassBatchSampler)
         if self.class_batches and self.kind == "pairs":
-            raise UserError(f"[pairs] class_batches gives batches of texts, but [loss] {type(loss_fn).__name__} takes pairs; "
-                            "use spacy_threephase.in_batch_cosine_mse_loss.v1 (or shuffled_pairs.v1 for the pair loss)")
+            raise UserError(
+                f"[pairs] class_batches gives batches of texts, but [loss] {type(loss_fn).__name__} takes pairs; "
+                "use spacy_threephase.in_batch_cosine_mse_loss.v1 (or shuffled_pairs.v1 for the pair loss)"
+            )
         self.corpus, self.train, self.dev, self.n_classes = load_train_dev(corpus_dir, t.dev_fraction, t.seed, tag)
         self.corrected: CorrectedData = settings["imbalance"](self.train.texts, self.train.labels, seed=t.seed)
         self.index = LabelIndex(self.corrected.labels, hierarchical=self.corpus.hierarchical)
@@ -70,8 +73,13 @@ class ContrastiveTask:
         if self.kind == "pairs":
             what = f"{len(self.first_pairs)} pairs per epoch ({self.first_pairs.n_positive} positive)"
         else:
-            what = f"{self.steps_per_epoch} batches of up to {self.training.batch_size} texts per epoch ({type(self.sampler).__name__})"
-        return f"imbalance correction (class sizes before -> after):\n{table}\n{len(self.tokens)} training texts, {what}"
+            what = (
+                f"{self.steps_per_epoch} batches of up to {self.training.batch_size} texts per epoch "
+                f"({type(self.sampler).__name__})"
+            )
+        return (
+            f"imbalance correction (class sizes before -> after):\n{table}\n{len(self.tokens)} training texts, {what}"
+        )
 
     def _pairs(self, epoch: int):
         return self.sampler(self.index, seed=self.training.seed + epoch, keys=self.keys, n_classes=self.n_classes)
@@ -85,7 +93,9 @@ class ContrastiveTask:
         if self.kind == "texts":
             return bucketed_batches(lengths, t.batch_size, seed, t.bucket_batches)
         pairs = self.first_pairs if epoch == 0 else self._pairs(epoch)
-        order = bucketed_batches(numpy.maximum(lengths[pairs.first], lengths[pairs.second]), t.batch_size, seed, t.bucket_batches)
+        order = bucketed_batches(
+            numpy.maximum(lengths[pairs.first], lengths[pairs.second]), t.batch_size, seed, t.bucket_batches
+        )
         batches = [list(zip(pairs.first[b].tolist(), pairs.second[b].tolist(), pairs.score[b].tolist())) for b in order]
         return batches[: self.steps_per_epoch]  # a later epoch's draw may hold a few more pairs
 
@@ -95,7 +105,9 @@ class ContrastiveTask:
         sampler = self.sampler if not self.class_batches else _paper_sampler()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a tiny dev set may give one-sided pairs; Spearman is then nan
-            return sampler(dev_index, seed=self.training.dev_pairs_seed, keys=text_keys(dev.texts), n_classes=self.n_classes)
+            return sampler(
+                dev_index, seed=self.training.dev_pairs_seed, keys=text_keys(dev.texts), n_classes=self.n_classes
+            )
 
     def loss(self, encoder, pooling: str, batch) -> torch.Tensor:
         device = next(encoder.parameters()).device

@@ -1,6 +1,7 @@
 """`train_contrastive`: phase 2 as a Phase of the shared driver (corpus -> encoder directory)."""
+
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Union
 
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import ContrastiveTrainingSection, EncoderSection
@@ -10,8 +11,13 @@ from .task import ContrastiveTask, SiameseObjective
 
 class ContrastivePhase(Phase):
     name = "contrastive"
-    sections = {"encoder": EncoderSection, "training": ContrastiveTrainingSection, "pairs": REGISTERED,
-                "imbalance": REGISTERED, "loss": REGISTERED}
+    sections = {
+        "encoder": EncoderSection,
+        "training": ContrastiveTrainingSection,
+        "pairs": REGISTERED,
+        "imbalance": REGISTERED,
+        "loss": REGISTERED,
+    }
 
     def __init__(self, corpus_dir: Union[str, Path]):
         self.inputs = [Path(corpus_dir)]
@@ -29,7 +35,9 @@ class ContrastivePhase(Phase):
         return self.task.make_batches(epoch)
 
     def evaluator(self, enc, device):
-        return knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs)
+        return knn_evaluator(
+            enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs
+        )
 
     def summary(self) -> Dict[str, Any]:
         return self.task.summary()
@@ -38,8 +46,9 @@ class ContrastivePhase(Phase):
         self.task.write(directory, self.settings["imbalance"])
 
 
-def train_contrastive(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path],
-                      **options) -> Dict[str, Any]:
+def train_contrastive(
+    config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path], **options
+) -> Dict[str, Any]:
     """Phase 2 on the labelled corpus; returns the metrics summary.
     options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
     return run_phase(ContrastivePhase(corpus_dir), config_path, output_dir, **options)

@@ -4,8 +4,9 @@ noise.py  - registered noise functions (word deletion), applied on the fly
 model.py  - encoder + pooling -> one vector -> tied decoder; reconstruction loss
 train.py  - `train_dae`: config + texts file -> adapted encoder directory
 """
-from .noise import word_deletion
+
 from .model import DenoisingAutoEncoder, build_decoder
+from .noise import word_deletion
 from .train import train_dae
 
 __all__ = ["word_deletion", "DenoisingAutoEncoder", "build_decoder", "train_dae"]

@@ -12,6 +12,7 @@ Speed: the LM head (hidden -> vocabulary) is the most expensive layer for small 
 such as MiniLM; for the architectures we know it is applied only to the non-padding
 target positions instead of to the whole padded batch.
 """
+
 import contextlib
 from typing import Dict, Optional
 
@@ -110,7 +111,10 @@ def build_decoder(source: str, encoder: nn.Module, *, name: Optional[str] = None
     if not any("cross" in n for n, _ in decoder.named_parameters()):
         raise UserError(f"{unsupported} (its causal-LM class ignores add_cross_attention)")
     if decoder.config.hidden_size != encoder.config.hidden_size:
-        raise UserError(f"{name}: decoder hidden size {decoder.config.hidden_size} != encoder hidden size {encoder.config.hidden_size}")
+        raise UserError(
+            f"{name}: decoder hidden size {decoder.config.hidden_size} "
+            f"!= encoder hidden size {encoder.config.hidden_size}"
+        )
     if tie:
         if tie_encoder_to_decoder(encoder, decoder.base_model) == 0:
             raise UserError(f"{name}: could not tie any decoder weight to the encoder; are they the same architecture?")

@@ -6,6 +6,7 @@ A noise function is registered in spaCy's `misc` registry and referenced from th
 every epoch sees a different corruption, and the whole sequence is reproducible from
 the training seed (the trainer owns the `rng`).
 """
+
 import random
 from typing import Callable, List
 

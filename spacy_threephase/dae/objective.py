@@ -5,6 +5,7 @@ noise function (a new corruption every time a text is seen, from a `NoiseStream`
 the noisy texts, collates the clean targets from the texts tokenized once, and returns the
 reconstruction loss of the DenoisingAutoEncoder.
 """
+
 import random
 from typing import List, Sequence, Tuple
 

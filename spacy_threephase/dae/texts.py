@@ -1,4 +1,5 @@
 """Read the phase-1 texts file: one text per line, blank lines skipped, bad bytes named by line."""
+
 from pathlib import Path
 from typing import Dict, List, Optional, Union
 

@@ -1,7 +1,8 @@
 """`train_dae`: phase 1 as a Phase of the shared driver (texts -> adapted encoder directory)."""
+
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Union
 
 from ..batching import bucketed_batches, count_batches
 from ..phase import LOG_FILE, REGISTERED, Phase, run_phase
@@ -23,7 +24,10 @@ class DAEPhase(Phase):
         counts: Dict[str, int] = {}
         self.texts = read_texts(self.inputs[0], counts)
         if counts.get("blank"):
-            self.say(f"{self.inputs[0]}: skipped {counts['blank']} blank or whitespace-only lines; training on {len(self.texts)} texts")
+            self.say(
+                f"{self.inputs[0]}: skipped {counts['blank']} blank or whitespace-only lines; "
+                f"training on {len(self.texts)} texts"
+            )
         self.dev = None
         if t.dev_corpus:
             from ..contrastive.corpus import load_train_dev
@@ -46,7 +50,10 @@ class DAEPhase(Phase):
         t = self.settings["training"]
         self.objective.noise_stream.start_epoch(epoch)
         lengths = self.objective.clean.lengths[self.train_items]
-        return [[self.train_items[i] for i in b] for b in bucketed_batches(lengths, t.batch_size, t.seed + epoch, t.bucket_batches)]
+        return [
+            [self.train_items[i] for i in b]
+            for b in bucketed_batches(lengths, t.batch_size, t.seed + epoch, t.bucket_batches)
+        ]
 
     def evaluator(self, enc, device):
         t = self.settings["training"]
@@ -57,11 +64,17 @@ class DAEPhase(Phase):
         return HeldOutLoss(self.objective, self.heldout, t.eval_batch_size, t.seed) if self.heldout else None
 
     def summary(self) -> Dict[str, Any]:
-        return {"texts": len(self.texts), "train_texts": len(self.train_items), "heldout_texts": len(self.heldout),
-                "selection_score": "dev knn_acc" if self.dev is not None else "-heldout_loss"}
+        return {
+            "texts": len(self.texts),
+            "train_texts": len(self.train_items),
+            "heldout_texts": len(self.heldout),
+            "selection_score": "dev knn_acc" if self.dev is not None else "-heldout_loss",
+        }
 
 
-def train_dae(config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], **options) -> Path:
+def train_dae(
+    config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], **options
+) -> Path:
     """Phase 1: adapt the encoder to the texts (one per line); write it to `output_dir`.
     options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
     run_phase(DAEPhase(texts_path), config_path, output_dir, **options)

@@ -1,4 +1,5 @@
 """Convert a labelled data set into train/dev/test `.spacy` files plus what phases 1 and 2 read."""
+
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional, Union
@@ -93,7 +94,9 @@ def _carve_missing(splits: Dict[str, ReadResult], dev_ratio: float, test_ratio: 
         if not out:
             raise DataError(train.path, None, f"too few examples ({len(train.records)}) to carve a {name} split")
         remaining -= ratio
-        train = ReadResult(path=train.path, records=kept, skipped_empty=train.skipped_empty, multi_label=train.multi_label)
+        train = ReadResult(
+            path=train.path, records=kept, skipped_empty=train.skipped_empty, multi_label=train.multi_label
+        )
         splits[name] = ReadResult(path=f"{train.path} ({name} carved with seed {seed})", records=out)
         carved.append(name)
     splits["train"] = train
@@ -107,7 +110,9 @@ def _check_labels(splits: Dict[str, ReadResult], hierarchical: bool = True) -> L
     if len(counts) < 2:
         only = f"only one class ({next(iter(counts))!r})" if counts else "no labels"
         raise DataError(
-            train.path, train.records[0].line, f"{only} in {len(train.records)} training examples; a classifier needs at least 2"
+            train.path,
+            train.records[0].line,
+            f"{only} in {len(train.records)} training examples; a classifier needs at least 2",
         )
     for result in splits.values():
         for rec in result.records:

@@ -1,4 +1,5 @@
 """spaCy reader `spacy_threephase.JsonlCorpus.v1`: train straight from the normalised .jsonl files."""
+
 import json
 from pathlib import Path
 from typing import Callable, Iterator, List, Optional, Union

@@ -1,4 +1,5 @@
 """Read one labelled split (JSON Lines, CSV/TSV or a Hugging Face dataset) into records."""
+
 import csv
 import json
 from dataclasses import dataclass, field
@@ -108,7 +109,9 @@ def parse_label(path, line: int, value: Any, label_sep: Optional[str] = None):
         elif isinstance(item, (int, float)):
             item = str(item)
         if not isinstance(item, str):
-            raise DataError(path, line, f"label must be a string, a number or a list of them, got {type(item).__name__}")
+            raise DataError(
+                path, line, f"label must be a string, a number or a list of them, got {type(item).__name__}"
+            )
         item = item.strip()
         if not item:
             raise DataError(path, line, "missing label (empty string)")
@@ -238,7 +241,13 @@ def _read_hf_split(where: str, split, text_field, label_field, label_sep) -> Opt
             raise _missing(where, 1, "column", name, columns)
     feature = split.features[label_field]
     inner = getattr(feature, "feature", None)
-    names = feature if isinstance(feature, datasets.ClassLabel) else inner if isinstance(inner, datasets.ClassLabel) else None
+    names = (
+        feature
+        if isinstance(feature, datasets.ClassLabel)
+        else inner
+        if isinstance(inner, datasets.ClassLabel)
+        else None
+    )
     result = ReadResult(path=where)
     unlabelled, first_unlabelled = 0, None
     for i, (text, label) in enumerate(zip(split[text_field], split[label_field]), start=1):

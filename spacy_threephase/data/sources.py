@@ -1,4 +1,5 @@
 """Find and read the splits of a data source: a directory, one file or a Hugging Face id."""
+
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 

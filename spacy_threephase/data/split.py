@@ -1,4 +1,5 @@
 """Carve a stratified, seeded held-out split from a list of records."""
+
 import random
 from collections import Counter, defaultdict
 from typing import Dict, List, Sequence, Tuple

@@ -1,4 +1,5 @@
 """Write converted splits: spaCy DocBin, normalised JSON Lines and the phase-1 text file."""
+
 import json
 from pathlib import Path
 from typing import Dict, Iterable, List, Sequence

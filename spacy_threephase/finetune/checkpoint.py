@@ -8,6 +8,7 @@ Each is written under a temporary name and renamed into place, so a kill at any 
 leaves the last complete checkpoint. A best-* directory newer than checkpoint.pt may exist
 (a new best found after the last checkpoint); a resumed run removes it and finds it again.
 """
+
 import os
 import shutil
 from pathlib import Path

@@ -32,6 +32,7 @@ as `spacy train`. The intentional differences:
 - on an error spaCy saves the weights of the moment as model-last; here a failed or killed
   run leaves the old output as it was and its checkpoint to resume from.
 """
+
 import random
 import shutil
 import sys
@@ -159,8 +160,10 @@ class _Run:
 
     def restore(self, saved: Dict[str, Any]) -> None:
         if saved.get("version") != STATE_VERSION:
-            raise UserError(f"{self.checkpoints.state_file}: a checkpoint of an earlier version; "
-                            f"delete {self.checkpoints.path} to start again")
+            raise UserError(
+                f"{self.checkpoints.state_file}: a checkpoint of an earlier version; "
+                f"delete {self.checkpoints.path} to start again"
+            )
         try:
             set_weights(self.nlp, saved["weights"])
             for _ in range(saved["step"] + 1):  # schedules are generators: replay them
@@ -168,8 +171,10 @@ class _Run:
                 next(self.dropouts)
             set_optimizer_state(self.optimizer, saved["optimizer"], self.names)
         except (ValueError, KeyError) as err:
-            raise UserError(f"{self.checkpoints.state_file}: does not fit this pipeline ({err}); "
-                            f"delete {self.checkpoints.path} to start again") from None
+            raise UserError(
+                f"{self.checkpoints.state_file}: does not fit this pipeline ({err}); "
+                f"delete {self.checkpoints.path} to start again"
+            ) from None
         self.batches.replay(saved["batch_rng"], saved["step"] + 1)  # the batches the killed run had used
         set_global_rng_state(saved["rng"])
         self.step = saved["step"]
@@ -208,8 +213,9 @@ class _Run:
                     T["before_update"](nlp, {"step": step, "epoch": epoch})
                 dropout = next(self.dropouts)
                 for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
-                    nlp.update(subbatch, drop=dropout, losses=self.losses, sgd=False, exclude=frozen,
-                               annotates=annotating)
+                    nlp.update(
+                        subbatch, drop=dropout, losses=self.losses, sgd=False, exclude=frozen, annotates=annotating
+                    )
                 for name, proc in nlp.pipeline:
                     trainable = getattr(proc, "is_trainable", False) and proc.model not in (True, False, None)
                     if name not in frozen and trainable:

@@ -6,6 +6,7 @@ process-wide counter, so they differ between a killed run and the run that resum
 each parameter is named by its component, the position of its node in `model.walk()`, the
 shim (the PyTorch model inside spacy-transformers) where there is one, and its own name.
 """
+
 from typing import Any, Dict, Iterator, Tuple
 
 from thinc.api import Model, get_current_ops

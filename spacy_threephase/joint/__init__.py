@@ -2,6 +2,7 @@
 
 objective.py - the summed loss and the DAE batch stream; train.py - `train_joint`.
 """
+
 from .train import train_joint
 
 __all__ = ["train_joint"]

@@ -5,6 +5,7 @@ them in a new random order each round, a function of (seed, position) only, so a
 gets the same batches; the noise stream and the loss parts since the last evaluation are
 checkpointed (state_dict / load_state_dict, registered with accelerate).
 """
+
 import random
 from typing import Dict, List, Sequence
 
@@ -83,5 +84,9 @@ def dae_stream_batch(n: int, size: int, position: int, seed: int) -> List[int]:
     return out
 
 
-def joint_batches(cl_batches: Sequence, n_dae: int, dae_batch_size: int, first_position: int, seed: int) -> List[_Batch]:
-    return [_Batch((dae_stream_batch(n_dae, dae_batch_size, first_position + i, seed), b)) for i, b in enumerate(cl_batches)]
+def joint_batches(
+    cl_batches: Sequence, n_dae: int, dae_batch_size: int, first_position: int, seed: int
+) -> List[_Batch]:
+    return [
+        _Batch((dae_stream_batch(n_dae, dae_batch_size, first_position + i, seed), b)) for i, b in enumerate(cl_batches)
+    ]

@@ -1,6 +1,7 @@
 """`train_joint`: the Joint ablation (eq. 11) as a Phase of the shared driver."""
+
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, Union
 
 from ..contrastive.dev import knn_evaluator
 from ..contrastive.task import ContrastiveTask
@@ -14,8 +15,15 @@ from .objective import JointObjective, joint_batches
 
 class JointPhase(Phase):
     name = "joint"
-    sections = {"encoder": EncoderSection, "training": ContrastiveTrainingSection, "noise": REGISTERED,
-                "pairs": REGISTERED, "imbalance": REGISTERED, "loss": REGISTERED, "joint": JointSection}
+    sections = {
+        "encoder": EncoderSection,
+        "training": ContrastiveTrainingSection,
+        "noise": REGISTERED,
+        "pairs": REGISTERED,
+        "imbalance": REGISTERED,
+        "loss": REGISTERED,
+        "joint": JointSection,
+    }
 
     def __init__(self, corpus_dir: Union[str, Path]):
         self.inputs = [Path(corpus_dir)]
@@ -33,18 +41,25 @@ class JointPhase(Phase):
         t, j = self.settings["training"], self.settings["joint"]
         self.task.prepare(enc)
         self.steps_per_epoch, self.dae_batch_size = self.task.steps_per_epoch, j.dae_batch_size or t.batch_size
-        dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model, name=self.settings["encoder"].name), enc.pooling)
+        dae = DenoisingAutoEncoder(
+            enc.model, build_decoder(enc.path, enc.model, name=self.settings["encoder"].name), enc.pooling
+        )
         noise = DAEObjective(dae, enc.tokenizer, enc.max_length, self.dae_texts, self.settings["noise"], t.seed + 1)
         self.objective = JointObjective(noise, self.task, enc.pooling, dae_weight=j.dae_weight, cl_weight=j.cl_weight)
         self.checkpointed = [noise.noise_stream, self.objective.parts]
-        self.say(f"loss = {j.dae_weight:g} * L_DAE + {j.cl_weight:g} * L_CL; each step one DAE batch of {self.dae_batch_size} "
-                 f"({len(self.dae_texts)} texts from {self.dae_source}) and one contrastive batch\n{self.task.describe()}")
+        self.say(
+            f"loss = {j.dae_weight:g} * L_DAE + {j.cl_weight:g} * L_CL; "
+            f"each step one DAE batch of {self.dae_batch_size} "
+            f"({len(self.dae_texts)} texts from {self.dae_source}) and one contrastive batch\n{self.task.describe()}"
+        )
         return self.objective
 
     def make_batches(self, epoch: int):
         self.objective.dae.noise_stream.start_epoch(epoch)
         cl = self.task.make_batches(epoch)
-        return joint_batches(cl, len(self.dae_texts), self.dae_batch_size, epoch * self.steps_per_epoch, self.settings["training"].seed)
+        return joint_batches(
+            cl, len(self.dae_texts), self.dae_batch_size, epoch * self.steps_per_epoch, self.settings["training"].seed
+        )
 
     def evaluator(self, enc, device):
         dev = knn_evaluator(enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs)
@@ -57,15 +72,21 @@ class JointPhase(Phase):
 
     def summary(self) -> Dict[str, Any]:
         j = self.settings["joint"]
-        return {**self.task.summary(), "dae_weight": j.dae_weight, "cl_weight": j.cl_weight,
-                "dae_texts": len(self.dae_texts), "dae_texts_source": self.dae_source}
+        return {
+            **self.task.summary(),
+            "dae_weight": j.dae_weight,
+            "cl_weight": j.cl_weight,
+            "dae_texts": len(self.dae_texts),
+            "dae_texts_source": self.dae_source,
+        }
 
     def write(self, directory: Path) -> None:
         self.task.write(directory, self.settings["imbalance"])
 
 
-def train_joint(config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path],
-                **options) -> Dict[str, Any]:
+def train_joint(
+    config_path: Union[str, Path], corpus_dir: Union[str, Path], output_dir: Union[str, Path], **options
+) -> Dict[str, Any]:
     """Train the encoder on dae_weight * L_DAE + cl_weight * L_CL; returns the metrics summary.
     options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
     return run_phase(JointPhase(corpus_dir), config_path, output_dir, **options)

@@ -5,6 +5,7 @@ This is the thinc twin of `spacy_threephase.encoder.pool`: masked mean over all 
 the raw `TransformerData` a `TransformerListener` passes on, so no alignment to spaCy tokens
 is involved and the vector equals the one phases 1 and 2 trained.
 """
+
 from typing import Callable, List, Optional, Tuple
 
 from spacy_transformers.data_classes import TransformerData
@@ -82,7 +83,9 @@ def forward(model: Model, trf_datas: List[TransformerData], is_train: bool) -> T
             d_hidden = weight[:, :, None] * (d_output[i] * grad_factor)[None, None, :]
             d_trf_datas.append(
                 TransformerData(
-                    model_output=ModelOutput(last_hidden_state=d_hidden.astype(trf_data.model_output["last_hidden_state"].dtype)),
+                    model_output=ModelOutput(
+                        last_hidden_state=d_hidden.astype(trf_data.model_output["last_hidden_state"].dtype)
+                    ),
                     wordpieces=trf_data.wordpieces,
                     align=trf_data.align,
                 )

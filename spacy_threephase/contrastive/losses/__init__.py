@@ -8,6 +8,7 @@ what it consumes:
 - "texts": called as `loss(embeddings, targets)` with the pooled vectors of a batch of
   labelled single texts and the B x B matrix of their label similarities (1 = same class).
 """
+
 from .cosine_mse import CosineMSELoss, cosine_mse_loss
 from .in_batch_cosine_mse import InBatchCosineMSELoss, in_batch_cosine_mse_loss
 from .supcon import SupConLoss, supcon_loss

@@ -1,4 +1,5 @@
 """The paper's loss (eq. 3): `(label - cos(u, v))^2`, mean over the batch of pairs."""
+
 import spacy
 import torch
 from torch import nn

@@ -23,6 +23,7 @@ Pairs of the same text twice (an exact copy from the imbalance correction, or a 
 topped up by repetition) have target 1 and cosine ~1 in eval mode, so they add ~0 loss;
 with dropout on they act as SimCSE-style positives.
 """
+
 import spacy
 import torch
 from torch import nn

@@ -6,6 +6,7 @@ where z are L2-normalised embeddings and w_ip is the label similarity of i and p
 same class; fractional for hierarchical / multi-label data). Anchors without a positive in
 the batch are skipped.
 """
+
 import spacy
 import torch
 from torch import nn
