@@ -1,31 +1,53 @@
-"""Phase-1 (DAE) training throughput: spacy-threephase vs sentence-transformers, side by side.
+"""Phase-1 (DAE) training throughput: spacy-threephase vs sentence-transformers' TSDAE, side by side.
 
-Both train all-MiniLM-L6-v2 (by default) as a TSDAE with the decoder tied to the encoder, on
-the SAME (noisy, clean) batches, with the same batch size, maximum length, AdamW parameter
-groups, learning-rate schedule, gradient clipping and torch threads, in one process:
+Both train all-MiniLM-L6-v2 (by default; Transformer + mean pooling) as a TSDAE with the
+decoder tied to the encoder, on the same texts, with the same batch size, maximum length,
+noise (word deletion 0.6, a new corruption every step), AdamW parameter groups, learning-rate
+schedule, gradient clipping and torch threads, in one process:
 
-* ours: `spacy_threephase.dae` (DenoisingAutoEncoder + build_decoder) trained by the shared
-  `Trainer` exactly as `train_dae` does (tokenizing with `encoder.tokenize`);
-* s-t:  `sentence_transformers` `DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)`,
-  trained with a plain torch loop (`model.tokenize` -> loss -> backward -> clip -> step).
+* ours: driven the way `train_dae` drives it: `DAEPhase` configured from the shipped
+  configs/dae.cfg (`phase.configure`), `phase.setup()`, `load_encoder`, `phase.build(enc)`
+  (DAEObjective: texts tokenized once, noise per step, length-bucketed batches; LM head on
+  the target positions only) and the shared `Trainer.fit(phase.make_batches, ...)`, with
+  selection off (no evaluation: select_best false) and no checkpoints;
+* s-t:  sentence-transformers' `DenoisingAutoEncoderLoss(model, tie_encoder_decoder=True)`
+  in a plain torch loop as its docs train it: random batches of texts, noise + tokenization
+  (`model.preprocess`) every step -> loss -> backward -> clip -> step -> schedule. Same
+  optimizer (ours: AdamW foreach, same parameter groups) and schedule, so that only the
+  training step differs.
 
-To be fair on a shared, noisy machine, the texts are split into chunks and the two
-implementations alternate chunk by chunk; each first runs a few untimed warm-up batches.
-Both start from the same weights and the same random cross-attention init (same seed), so the
-first-batch losses (eval mode, no dropout) agree: a check that both compute the same loss.
-The s-t model is built as Transformer + mean Pooling (as ours, and as the encoder phase 3 uses);
-the published all-MiniLM-L6-v2 also ends with a Normalize module, which s-t would otherwise
-apply to the vector it feeds the decoder.
+Interleaved repeats: each implementation runs in its own thread, but only one runs at a
+time; the main thread hands the CPU to them in turn, one chunk of steps each, for `--rounds`
+rounds (ours first in even rounds, s-t first in odd ones), after `--warmup-steps` untimed
+steps each. A chunk's wall-clock and process-CPU seconds belong to one implementation alone.
+Both start from the same weights and the same random cross-attention / LM-head init (same
+seed): the eval-mode loss of one batch agrees, a check that both compute the same objective.
 
     python benchmarks/bench_dae.py --limit 2000 --batch-size 16 --max-length 128 --threads 2
+
+Profile mode (`--profile N`): N training steps of phase 1 with a timer around every stage
+(noise + tokenization, encoder forward, decoder forward, LM head, loss, backward, clipping,
+optimizer step), for the spacy_threephase on the path: run it with PYTHONPATH pointing at an
+older checkout (e.g. `git worktree add /tmp/before d334166`) to profile that one; the script
+recognises the older API (DAEStep, build_adamw) and uses it.
+
+    python benchmarks/bench_dae.py --profile 20 --threads 2
+    PYTHONPATH=/tmp/before python benchmarks/bench_dae.py --profile 20 --threads 2
 """
+
 import argparse
 import json
+import os
 import platform
 import random
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,98 +59,528 @@ def read_texts(path: Path, limit: int):
     with path.open(encoding="utf8") as fh:
         for line in fh:
             if line.strip():
-                texts.append(json.loads(line)["text"].strip())
+                texts.append(" ".join(json.loads(line)["text"].split()))
             if len(texts) >= limit:
                 break
     return texts
 
 
-def make_batches(texts, batch_size, ratio, seed):
-    from spacy_threephase.dae.noise import word_deletion
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
+    except OSError:
+        model = ""
+    cpu = model or platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
-    noise, rng = word_deletion(ratio), random.Random(seed)
-    order = list(texts)
-    rng.shuffle(order)
-    return [([noise(t, rng) for t in order[i : i + batch_size]], order[i : i + batch_size]) for i in range(0, len(order), batch_size)]
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-class Ours:
-    name = "spacy-threephase"
+def set_threads(threads: int) -> None:
+    """Before torch is imported: OpenMP threads for every thread of the process."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    def __init__(self, source, max_length, settings, total_steps):
-        from spacy_threephase.dae.model import DenoisingAutoEncoder, build_decoder
+
+def config_path(name: str) -> Path:
+    try:
+        from spacy_threephase.configs import default_config_path
+
+        return default_config_path(name)
+    except ImportError:
+        return REPO / "configs" / f"{name}.cfg"
+
+
+def seed_all(seed: int) -> None:
+    import numpy
+    import torch
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# -- interleaved runs ----------------------------------------------------------------------------
+
+
+class Runner:
+    """One implementation's training loop in its own thread, run one slice at a time.
+
+    `body(runner)` trains and calls `runner.pause()` at each chunk boundary and `runner.add(...)`
+    to count what it did. Only one runner works at any moment (the main thread resumes one and
+    waits until it pauses or ends), so they never compete for the cores, and a slice's wall
+    and process-CPU seconds belong to that runner alone.
+    """
+
+    def __init__(self, name: str, body):
+        self.name, self.body = name, body
+        self.slices = []  # (seconds, cpu seconds, counts); slices[0] is the warm-up
+        self.counts = Counter()
+        self.error = None
+        self.finished = False
+        self._go, self._idle = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+
+    def add(self, **counts) -> None:
+        self.counts.update(counts)
+
+    def _begin(self) -> None:
+        self.counts = Counter()
+        self._t0, self._c0 = time.perf_counter(), time.process_time()
+
+    def pause(self) -> None:
+        self.slices.append((time.perf_counter() - self._t0, time.process_time() - self._c0, dict(self.counts)))
+        self._idle.set()
+        self._go.wait()
+        self._go.clear()
+        self._begin()
+
+    def _main(self) -> None:
+        self._go.wait()
+        self._go.clear()
+        self._begin()
+        try:
+            self.body(self)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            self.error = err
+        self.finished = True
+        self._idle.set()
+
+    def resume(self) -> None:
+        if self.finished:
+            raise RuntimeError(f"{self.name}: already finished")
+        if not self._thread.is_alive():
+            self._thread.start()
+        self._idle.clear()
+        self._go.set()
+        self._idle.wait()
+        if self.error is not None:
+            raise RuntimeError(f"{self.name} failed: {self.error!r}") from self.error
+
+
+def interleave(runners, rounds: int) -> None:
+    """Warm-up slice of each, then `rounds` rounds (order reversed every other round), then the tails."""
+    for r in runners:
+        r.resume()
+    for k in range(rounds):
+        for r in runners if k % 2 == 0 else runners[::-1]:
+            r.resume()
+    for r in runners:
+        r.resume()  # whatever follows the last timed step (not counted)
+        if not r.finished:
+            raise RuntimeError(f"{r.name}: paused more often than {rounds} + 1 times")
+
+
+def timed(runner, rounds: int):
+    """Sum of the timed slices: seconds, cpu, counts; and the per-round slices."""
+    slices = runner.slices[1 : 1 + rounds]
+    if len(slices) != rounds:
+        raise RuntimeError(f"{runner.name}: {len(slices)} timed slices, expected {rounds}")
+    total = Counter()
+    for _, _, counts in slices:
+        total.update(counts)
+    return sum(s[0] for s in slices), sum(s[1] for s in slices), total, slices
+
+
+def pause_points(warmup: int, chunk: int, rounds: int):
+    return {warmup + i * chunk for i in range(rounds + 1)}
+
+
+# -- ours ----------------------------------------------------------------------------------------
+
+
+class OursDAE:
+    """Phase 1 as `train_dae` runs it, minus selection, checkpoints and writing the output."""
+
+    def __init__(self, name, texts_path: Path, args, total_steps: int):
+        from spacy_threephase.dae.train import DAEPhase
         from spacy_threephase.encoder import load_encoder, tokenize
-        from spacy_threephase.training import Trainer, set_seed
+        from spacy_threephase.phase import configure
 
-        set_seed(settings.seed)
-        enc = load_encoder(source, max_length=max_length)
-        set_seed(settings.seed)
-        self.model = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
-        self.trainer = Trainer(self.model, settings, steps_per_epoch=total_steps, desc="ours")
-        self.tokenize = lambda texts: tokenize(enc.tokenizer, texts, enc.max_length)
+        self.name = name
+        self.phase = DAEPhase(texts_path)
+        overrides = {
+            "encoder.max_length": args.max_length,
+            "noise.deletion_ratio": args.deletion_ratio,
+            "training.batch_size": args.batch_size,
+            "training.epochs": 1000,  # max_steps ends the run
+            "training.max_steps": total_steps,
+            "training.seed": args.seed,
+            "training.select_best": False,
+            "training.checkpoint_every": 0,
+            "training.progress": False,
+            "training.torch_threads": 0,
+        }
+        configure(self.phase, config_path("dae"), overrides, args.encoder)
+        self.training = self.phase.settings["training"]
+        enc_cfg = self.phase.settings["encoder"]
+        seed_all(args.seed)
+        self.phase.setup()
+        self.enc = load_encoder(enc_cfg.name, pooling=enc_cfg.pooling, max_length=enc_cfg.max_length or None)
+        seed_all(args.seed)  # the decoder's new weights: the same draw as s-t's
+        self.model = self.phase.build(self.enc)
+        self.tokenize = lambda texts: tokenize(self.enc.tokenizer, texts, self.enc.max_length)
         self.losses = []
 
-    def eval_loss(self, pair):
+    def attention(self) -> str:
+        decoder = self.phase.objective.dae.decoder
+        return f"{self.enc.model.config._attn_implementation}/{decoder.config._attn_implementation}"
+
+    def eval_loss(self, noisy, clean) -> float:
         import torch
 
         self.model.eval()
         with torch.no_grad():
-            return float(self.model(self.tokenize(pair[0]), self.tokenize(pair[1])))
+            return float(self.phase.objective.dae(self.tokenize(noisy), self.tokenize(clean)))
 
-    def run(self, batches):
-        def loss(pairs):
-            noisy, clean = zip(*pairs)
-            value = self.model(self.tokenize(list(noisy)), self.tokenize(list(clean)))
-            self.losses.append(float(value.detach()))
-            return value
+    def body(self, runner, pauses) -> None:
+        from spacy_threephase.callbacks import step_callback
+        from spacy_threephase.training import Trainer
 
-        # the Trainer counts examples with len(batch): give it one (noisy, clean) pair per text
-        self.trainer.fit(lambda epoch: [list(zip(*b)) for b in batches], loss)
-        return sum(len(b[1]) for b in batches)
+        lengths = self.phase.objective.clean.lengths
+
+        def before(module, args):
+            items = args[0]
+            runner.add(
+                steps=1,
+                texts=len(items),
+                target_tokens=int(lengths[items].sum()),
+                padded_targets=int(lengths[items].max()) * len(items),
+            )
+
+        def after(module, args, loss):
+            self.losses.append(float(loss.detach()))
+
+        def on_step(desc, step, model):
+            if desc == self.name and step in pauses:
+                runner.pause()
+
+        hooks = [self.model.register_forward_pre_hook(before), self.model.register_forward_hook(after)]
+        try:
+            trainer = Trainer(self.model, self.training, desc=self.name, selected=self.enc.model)
+            with step_callback(on_step):
+                trainer.fit(self.phase.make_batches, self.phase.steps_per_epoch, None)
+        finally:
+            for h in hooks:
+                h.remove()
 
 
-class SentenceTransformers:
-    name = "sentence-transformers"
+# -- sentence-transformers -----------------------------------------------------------------------
 
-    def __init__(self, source, max_length, settings, total_steps):
+
+def st_modules():
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # sentence-transformers < 5.2
+        from sentence_transformers.models import Pooling, Transformer
+    return Transformer, Pooling
+
+
+def st_optimizer(module, training, kind: str):
+    """The s-t side's AdamW: "ours" = our `build_optimizer` (same groups, foreach), so that only the
+    training step differs; "default" = the same groups with torch's default implementation, which
+    is what sentence-transformers' trainer builds (transformers' default optim "adamw_torch"): on
+    the CPU, the single-tensor loop. Use "default" when ours changes its optimizer."""
+    import torch
+
+    from spacy_threephase.training import build_optimizer
+
+    optimizer = build_optimizer(module, training)
+    if kind == "ours":
+        return optimizer
+    groups = [{k: v for k, v in g.items() if k in ("params", "weight_decay")} for g in optimizer.param_groups]
+    return torch.optim.AdamW(groups, lr=training.learning_rate)
+
+
+def st_preprocess(model):
+    return getattr(model, "preprocess", None) or model.tokenize
+
+
+class SentenceTransformersDAE:
+    def __init__(self, name, source, texts, noise, args, training, total_steps: int):
         import torch
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.losses import DenoisingAutoEncoderLoss
-        from sentence_transformers.models import Pooling, Transformer
+        from transformers import get_linear_schedule_with_warmup
 
-        from spacy_threephase.training import build_adamw, linear_warmup_decay, set_seed
-
-        set_seed(settings.seed)
+        Transformer, Pooling = st_modules()
+        self.name, self.texts, self.noise, self.args, self.torch = name, texts, noise, args, torch
+        seed_all(args.seed)
         # Transformer + mean pooling, as ours: the saved all-MiniLM-L6-v2 also has a Normalize
         # module, which would feed the decoder an L2-normalised vector instead.
-        transformer = Transformer(source, max_seq_length=max_length)
-        pooling = Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
-        self.model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
-        set_seed(settings.seed)
-        self.loss = DenoisingAutoEncoderLoss(self.model, decoder_name_or_path=source, tie_encoder_decoder=True)
-        self.optimizer = build_adamw(self.loss, settings)
-        self.scheduler = linear_warmup_decay(self.optimizer, int(round(settings.warmup_ratio * total_steps)), total_steps)
-        self.max_grad_norm = settings.max_grad_norm
-        self.torch = torch
+        transformer = Transformer(source, max_seq_length=args.max_length)
+        dim = (
+            transformer.get_embedding_dimension()
+            if hasattr(transformer, "get_embedding_dimension")
+            else transformer.get_word_embedding_dimension()
+        )
+        self.model = SentenceTransformer(modules=[transformer, Pooling(dim, pooling_mode="mean")], device="cpu")
+        self.preprocess = st_preprocess(self.model)
+        seed_all(args.seed)  # the decoder's new weights: the same draw as ours
+        self.loss = DenoisingAutoEncoderLoss(self.model, tie_encoder_decoder=True)
+        self.optimizer = st_optimizer(self.loss, training, args.st_optimizer)
+        self.scheduler = get_linear_schedule_with_warmup(
+            self.optimizer, int(round(training.warmup_ratio * total_steps)), total_steps
+        )
+        self.max_grad_norm = training.max_grad_norm
+        self.total_steps = total_steps
         self.losses = []
 
-    def eval_loss(self, pair):
+    def attention(self) -> str:
+        return f"{self.model[0].auto_model.config._attn_implementation}/{self.loss.decoder.config._attn_implementation}"
+
+    def eval_loss(self, noisy, clean) -> float:
         self.loss.eval()
         with self.torch.no_grad():
-            return float(self.loss([self.model.tokenize(pair[0]), self.model.tokenize(pair[1])], None))
+            return float(self.loss([self.preprocess(noisy), self.preprocess(clean)], None))
 
-    def run(self, batches):
-        torch = self.torch
+    def body(self, runner, pauses) -> None:
+        torch, args = self.torch, self.args
         self.loss.train()
-        for noisy, clean in batches:
-            value = self.loss([self.model.tokenize(noisy), self.model.tokenize(clean)], None)
-            self.optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(self.loss.parameters(), self.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
-            self.losses.append(float(value.detach()))
-        return sum(len(b[1]) for b in batches)
+        noise_rng = random.Random(f"st-noise-{args.seed}")
+        step, epoch = 0, 0
+        while step < self.total_steps:
+            order = list(range(len(self.texts)))
+            random.Random(f"st-order-{args.seed}-{epoch}").shuffle(order)  # a shuffled DataLoader
+            for start in range(0, len(order), args.batch_size):
+                clean = [self.texts[i] for i in order[start : start + args.batch_size]]
+                noisy = [self.noise(t, noise_rng) for t in clean]
+                features = [self.preprocess(noisy), self.preprocess(clean)]
+                loss = self.loss(features, None)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.loss.parameters(), self.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.losses.append(float(loss.detach()))
+                mask = features[1]["attention_mask"]
+                step += 1
+                runner.add(steps=1, texts=len(clean), target_tokens=int(mask.sum()), padded_targets=int(mask.numel()))
+                if step in pauses:
+                    runner.pause()
+                if step >= self.total_steps:
+                    break
+            epoch += 1
+
+
+# -- the comparison ------------------------------------------------------------------------------
+
+
+def compare(args) -> int:
+    import sentence_transformers
+    import torch
+    import transformers
+
+    from spacy_threephase.about import __version__
+    from spacy_threephase.encoder import resolve_encoder
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    load_before = load_average()
+    texts = read_texts(args.data, args.limit)
+    total_steps = args.warmup_steps + args.rounds * args.chunk_steps
+    pauses = pause_points(args.warmup_steps, args.chunk_steps, args.rounds)
+    with tempfile.TemporaryDirectory() as tmp:
+        texts_path = Path(tmp) / "texts.txt"
+        texts_path.write_text("\n".join(texts) + "\n", encoding="utf8")
+        ours = OursDAE("ours", texts_path, args, total_steps)
+        source = resolve_encoder(args.encoder)
+        st = SentenceTransformersDAE(
+            "s-t", source, ours.phase.texts, ours.phase.settings["noise"], args, ours.training, total_steps
+        )
+        impls = [ours, st]
+        # same weights, same new decoder weights, no dropout: the losses must agree
+        probe_rng = random.Random(f"probe-{args.seed}")
+        clean = texts[: args.batch_size]
+        noisy = [ours.phase.settings["noise"](t, probe_rng) for t in clean]
+        first = {impl.name: impl.eval_loss(noisy, clean) for impl in impls}
+        runners = [Runner(impl.name, lambda r, impl=impl: impl.body(r, pauses)) for impl in impls]
+        start = time.time()
+        interleave(runners, args.rounds)
+        wall = time.time() - start
+    load_after = load_average()
+    res = {r.name: timed(r, args.rounds) for r in runners}
+    rate = {n: v[2]["texts"] / v[0] for n, v in res.items()}
+    per_round = [(o[2]["texts"] / o[0]) / (s[2]["texts"] / s[0]) for o, s in zip(res["ours"][3], res["s-t"][3])]
+    ratio = rate["ours"] / rate["s-t"]
+    print(
+        f"\nPhase 1 (DAE) training throughput: {len(texts)} texts of {args.data}, batch {args.batch_size}, max_length "
+        f"{args.max_length}, deletion {args.deletion_ratio}, torch threads {args.threads}; "
+        f"{args.rounds} interleaved rounds of {args.chunk_steps} steps each after {args.warmup_steps} warm-up steps "
+        f"({wall:.0f} s in all)"
+    )
+    print(
+        "| implementation | steps | texts | seconds | texts/s | CPU s | texts/CPU s | target tokens / padded "
+        "| loss@0 (eval) | mean loss, last 10 steps | attention enc/dec |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for impl in impls:
+        sec, cpu, c, _ = res[impl.name]
+        label = (
+            "spacy-threephase (ours)" if impl is ours else f"sentence-transformers {sentence_transformers.__version__}"
+        )
+        print(
+            f"| {label} | {c['steps']} | {c['texts']} | {sec:.1f} | {rate[impl.name]:.1f} | {cpu:.1f} "
+            f"| {c['texts'] / cpu:.1f} | {c['target_tokens'] / c['padded_targets']:.2f} | {first[impl.name]:.4f} "
+            f"| {statistics.mean(impl.losses[-10:]):.4f} | {impl.attention()} |"
+        )
+    print(
+        f"\nratio ours / s-t (texts/s): {ratio:.2f}x; per round: {', '.join(f'{x:.2f}' for x in per_round)} "
+        f"(median {statistics.median(per_round):.2f}); CPU-time ratio "
+        f"{(res['ours'][2]['texts'] / res['ours'][1]) / (res['s-t'][2]['texts'] / res['s-t'][1]):.2f}x"
+    )
+    print(f"load average (1/5/15 min) before: {load_before}; after: {load_after}")
+    print(f"s-t optimizer: {args.st_optimizer} (ours: spacy_threephase.training.build_optimizer)")
+    print(f"machine: {machine()}")
+    print(
+        f"versions: spacy-threephase {__version__}, python {platform.python_version()}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, sentence-transformers {sentence_transformers.__version__}"
+    )
+    print(f"command: python benchmarks/bench_dae.py {' '.join(sys.argv[1:])}")
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: str(v) for k, v in vars(args).items()},
+                    "rates": rate,
+                    "ratio": ratio,
+                    "per_round": per_round,
+                    "first_losses": first,
+                    "load": [load_before, load_after],
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+# -- profile mode --------------------------------------------------------------------------------
+
+STAGES = ("noise + tokenize", "encoder fwd", "decoder fwd", "LM head", "loss", "backward", "clip", "optimizer step")
+
+
+def profile(args) -> int:
+    """Time the stages of N phase-1 training steps of the spacy_threephase on the path."""
+    import torch
+    import transformers
+    from torch.nn import functional as F
+
+    import spacy_threephase
+    from spacy_threephase.dae.model import DenoisingAutoEncoder, build_decoder
+    from spacy_threephase.dae.noise import word_deletion
+    from spacy_threephase.encoder import load_encoder, tokenize
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    load_before = load_average()
+    texts = read_texts(args.data, args.limit)
+    bs, seed = args.batch_size, args.seed
+    noise, noise_rng = word_deletion(args.deletion_ratio), random.Random(f"noise-{seed}-0")
+    seed_all(seed)
+    enc = load_encoder(args.encoder, max_length=args.max_length)
+    seed_all(seed)
+    dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
+    try:  # the current code: texts tokenized once, length-bucketed batches, build_optimizer
+        from spacy_threephase.batching import TokenizedTexts, bucketed_batches
+        from spacy_threephase.settings import DAETrainingSection
+        from spacy_threephase.training import build_optimizer
+
+        version = "current (TokenizedTexts + bucketed_batches, build_optimizer)"
+        settings = DAETrainingSection(batch_size=bs, seed=seed)
+        optimizer = build_optimizer(dae, settings)
+        clean_tokens = TokenizedTexts(enc.tokenizer, texts, enc.max_length)
+        batches = [
+            [texts[i] for i in b] for b in bucketed_batches(clean_tokens.lengths, bs, seed, settings.bucket_batches)
+        ]
+        index = {t: i for i, t in enumerate(texts)}
+        clean_features = lambda batch: clean_tokens.collate([index[t] for t in batch])  # noqa: E731
+    except ImportError:  # d334166: DAEStep (random batches, clean texts tokenized every step), build_adamw
+        from spacy_threephase.training import TrainingSettings, build_adamw
+
+        version = "d334166 API (DAEStep: random batches, tokenize noisy and clean every step, build_adamw)"
+        settings = TrainingSettings(batch_size=bs, seed=seed, learning_rate=1e-4)
+        optimizer = build_adamw(dae, settings)
+        order = list(texts)
+        random.Random(f"order-{seed}-0").shuffle(order)
+        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
+        clean_features = lambda batch: tokenize(enc.tokenizer, batch, enc.max_length)  # noqa: E731
+    head_name = getattr(dae, "_head_name", None)
+    params = [p for p in dae.parameters() if p.requires_grad]
+    times = {s: [] for s in STAGES}
+    tokens = Counter()
+    steps = args.warmup_steps + args.profile
+    if steps > len(batches):
+        raise SystemExit(f"--limit {args.limit} gives {len(batches)} batches, fewer than {steps} steps")
+    prof = None
+    dae.train()
+    for k, batch in enumerate(batches[:steps]):
+        if k == args.warmup_steps and args.torch_profiler:
+            prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
+            prof.__enter__()
+        t = [time.perf_counter()]
+        noisy = tokenize(enc.tokenizer, [noise(x, noise_rng) for x in batch], enc.max_length)
+        clean = clean_features(batch)
+        t.append(time.perf_counter())
+        vectors = dae.encode(noisy)
+        t.append(time.perf_counter())
+        ids, mask = clean["input_ids"], clean["attention_mask"]
+        labels, keep = ids[:, 1:], mask[:, 1:].bool()
+        kwargs = dae._decoder_kwargs(vectors, ids[:, :-1], mask[:, :-1])
+        hidden = dae.decoder.base_model(**kwargs).last_hidden_state
+        t.append(time.perf_counter())
+        logits = getattr(dae.decoder, head_name)(hidden[keep])  # BertLMHeadModel: the head on target positions
+        t.append(time.perf_counter())
+        loss = F.cross_entropy(logits.float(), labels[keep])
+        t.append(time.perf_counter())
+        loss.backward()
+        t.append(time.perf_counter())
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        t.append(time.perf_counter())
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        float(loss.detach())
+        t.append(time.perf_counter())
+        if k >= args.warmup_steps:
+            for stage, a, b in zip(STAGES, t, t[1:]):
+                times[stage].append(b - a)
+            tokens.update(
+                texts=len(batch),
+                noisy=int(noisy["attention_mask"].sum()),
+                noisy_padded=noisy["attention_mask"].numel(),
+                clean=int(mask.sum()),
+                clean_padded=mask.numel(),
+            )
+    if prof is not None:
+        prof.__exit__(None, None, None)
+    load_after = load_average()
+    total = sum(sum(v) for v in times.values())
+    print(f"\nPhase-1 step profile: {version}")
+    print(
+        f"spacy_threephase from {Path(spacy_threephase.__file__).parent}; {args.profile} steps after "
+        f"{args.warmup_steps} warm-up, batch {bs}, max_length {args.max_length}, {len(texts)} texts of {args.data}, "
+        f"torch threads {args.threads}"
+    )
+    print("| stage | ms/step | share |")
+    print("|---|---:|---:|")
+    for stage in STAGES:
+        ms = 1000 * sum(times[stage]) / args.profile
+        print(f"| {stage} | {ms:.1f} | {100 * sum(times[stage]) / total:.1f} % |")
+    print(f"| **step** | **{1000 * total / args.profile:.1f}** | {tokens['texts'] / total:.1f} texts/s |")
+    print(
+        f"wordpieces real / padded: noisy {tokens['noisy']} / {tokens['noisy_padded']}, "
+        f"clean {tokens['clean']} / {tokens['clean_padded']}; "
+        f"attention {enc.model.config._attn_implementation}/{dae.decoder.config._attn_implementation}"
+    )
+    print(f"load average before: {load_before}; after: {load_after}; machine: {machine()}; torch {torch.__version__}")
+    if prof is not None:
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.torch_profiler))
+    return 0
 
 
 def main(argv=None):
@@ -139,59 +591,30 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--chunks", type=int, default=4, help="alternate the implementations over this many chunks")
-    parser.add_argument("--warmup-batches", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds (one chunk of each implementation per round)"
+    )
+    parser.add_argument("--chunk-steps", type=int, default=15, help="training steps per chunk")
+    parser.add_argument("--warmup-steps", type=int, default=3, help="untimed steps of each implementation first")
     parser.add_argument("--deletion-ratio", type=float, default=0.6)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--st-optimizer", choices=("ours", "default"), default="ours", help="the s-t side's AdamW (see st_optimizer)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="profile N steps of ours instead of comparing"
+    )
+    parser.add_argument(
+        "--torch-profiler",
+        type=int,
+        default=0,
+        metavar="ROWS",
+        help="with --profile: also print torch.profiler's top ROWS ops",
+    )
     args = parser.parse_args(argv)
-
-    import torch
-    import transformers
-    import sentence_transformers
-
-    from spacy_threephase.encoder import resolve_encoder
-    from spacy_threephase.training import TrainingSettings
-
-    torch.set_num_threads(args.threads)
-    transformers.logging.set_verbosity_error()
-    warnings.filterwarnings("ignore")
-    source = resolve_encoder(args.encoder)
-    texts = read_texts(args.data, args.limit)
-    batches = make_batches(texts, args.batch_size, args.deletion_ratio, args.seed)
-    warmup, batches = batches[: args.warmup_batches], batches[args.warmup_batches :]
-    settings = TrainingSettings(epochs=1, batch_size=args.batch_size, learning_rate=1e-4, progress=False, seed=args.seed)
-    total_steps = len(batches) + len(warmup)
-    impls = [Ours(source, args.max_length, settings, total_steps), SentenceTransformers(source, args.max_length, settings, total_steps)]
-    # same weights, same cross-attention init, no dropout: the losses must agree
-    first_losses = {impl.name: impl.eval_loss(warmup[0]) for impl in impls}
-    for impl in impls:
-        impl.run(warmup)
-    size = -(-len(batches) // args.chunks)
-    chunks = [batches[i : i + size] for i in range(0, len(batches), size)]
-    seconds = {impl.name: 0.0 for impl in impls}
-    sentences = {impl.name: 0 for impl in impls}
-    for i, chunk in enumerate(chunks):
-        for impl in impls if i % 2 == 0 else impls[::-1]:
-            start = time.perf_counter()
-            sentences[impl.name] += impl.run(chunk)
-            seconds[impl.name] += time.perf_counter() - start
-    rates = {name: sentences[name] / seconds[name] for name in seconds}
-    ours, st = rates[impls[0].name], rates[impls[1].name]
-    print(f"\nPhase-1 (DAE) training throughput, {len(texts)} texts from {args.data.name} "
-          f"({sentences[impls[0].name]} timed after {len(warmup)} warm-up batches), batch {args.batch_size}, "
-          f"max_length {args.max_length}, torch threads {args.threads}, {platform.processor() or platform.machine()}")
-    print(f"{'implementation':<24}{'sentences/s':>12}{'seconds':>10}{'loss@0 (eval)':>15}{'last-10 loss':>14}")
-    for impl in impls:
-        n = impl.name
-        print(f"{n:<24}{rates[n]:>12.1f}{seconds[n]:>10.1f}{first_losses[n]:>15.4f}{sum(impl.losses[-10:]) / len(impl.losses[-10:]):>14.4f}")
-    print(f"ratio ours / sentence-transformers: {ours / st:.2f}x")
-    print(f"versions: python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}, "
-          f"sentence-transformers {sentence_transformers.__version__}")
-    if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rates": rates, "seconds": seconds,
-                                         "first_losses": first_losses, "ratio": ours / st}, indent=2))
-    return 0
+    set_threads(args.threads)
+    return profile(args) if args.profile else compare(args)
 
 
 if __name__ == "__main__":
