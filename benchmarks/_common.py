@@ -1,4 +1,5 @@
 """Helpers shared by the benchmark scripts: data subsets, phase-3 training, evaluation."""
+
 import json
 import platform
 import random
@@ -96,4 +97,7 @@ def machine() -> str:
 
     import torch
 
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, torch threads {torch.get_num_threads()}"
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+        f"torch threads {torch.get_num_threads()}"
+    )

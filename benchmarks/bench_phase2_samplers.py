@@ -6,6 +6,7 @@ dev k-NN accuracy before and after, gradient passes (texts encoded with a gradie
 
     python benchmarks/bench_phase2_samplers.py --data clinc150 --train-per-class 20 --threads 1
 """
+
 import argparse
 import json
 import time
@@ -38,7 +39,7 @@ def main() -> None:
     overrides = {"training.progress": False, "training.seed": args.seed}
     for item in args.overrides:
         key, value = item.split("=", 1)
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+        overrides[key] = json.loads(value) if value[:1] in '0123456789-[{tfn"' else value
     rows = []
     for sampler in args.samplers.split(","):
         config = util.load_config(REPO / "configs" / "contrastive.cfg", interpolate=False)
@@ -47,11 +48,22 @@ def main() -> None:
         cfg = work / f"contrastive-{sampler}.cfg"
         config.to_disk(cfg)
         start = time.time()
-        m = train_contrastive(cfg, corpus, work / f"cl-{sampler}", encoder=args.encoder, overrides=overrides, overwrite=True)
+        m = train_contrastive(
+            cfg, corpus, work / f"cl-{sampler}", encoder=args.encoder, overrides=overrides, overwrite=True
+        )
         seconds = time.time() - start
         passes = sum(e["examples"] for e in m["epochs"]) * (2 if m["input_kind"] == "pairs" else 1)
-        rows.append((sampler, m["baseline"]["knn_acc"], m["best"]["knn_acc"], m["selection"]["kept_input"],
-                     m["steps"], passes, seconds))
+        rows.append(
+            (
+                sampler,
+                m["baseline"]["knn_acc"],
+                m["best"]["knn_acc"],
+                m["selection"]["kept_input"],
+                m["steps"],
+                passes,
+                seconds,
+            )
+        )
     print(f"\n{args.data} (train per class: {args.train_per_class or 'all'}), seed {args.seed}; {machine()}\n")
     print("| sampler | dev k-NN before | dev k-NN after | kept input | steps | gradient passes | seconds |")
     print("|---|---:|---:|---|---:|---:|---:|")

@@ -8,9 +8,9 @@ optimisation recipe differs:
     python benchmarks/bench_phase3_defaults.py --datasets demo snips sst5 \
         --train-per-class 100 --test-per-class 100
 """
+
 import argparse
 import json
-import time
 from pathlib import Path
 
 from _common import REPO, evaluate, machine, prepare_dataset, train_textcat
@@ -50,15 +50,30 @@ def main() -> None:
         corpus = prepare_dataset(name, args.work, train_per_class=per_train, test_per_class=per_test, seed=args.seed)
         for recipe, edit in (("stock (5e-5, 3 epochs)", stock_recipe), ("threephase defaults", None)):
             out = args.work / "models" / name / ("stock" if edit else "ours")
-            seconds = train_textcat(config, corpus, out, {"paths.encoder": args.encoder, "system.seed": args.seed}, edit)
+            seconds = train_textcat(
+                config, corpus, out, {"paths.encoder": args.encoder, "system.seed": args.seed}, edit
+            )
             m = evaluate(out / "model-best", corpus)
-            rows.append({"dataset": name, "recipe": recipe, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "train_seconds": seconds, "n_test": m["n_examples"], "n_labels": len(m["labels"])})
+            rows.append(
+                {
+                    "dataset": name,
+                    "recipe": recipe,
+                    "accuracy": m["accuracy"],
+                    "macro_f1": m["macro_f1"],
+                    "train_seconds": seconds,
+                    "n_test": m["n_examples"],
+                    "n_labels": len(m["labels"]),
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     print(f"\nmachine: {machine()}; encoder {args.encoder}; seed {args.seed}\n")
     print("| data set | labels | test n | recipe | accuracy | macro F1 | train s |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: |")
     for r in rows:
-        print(f"| {r['dataset']} | {r['n_labels']} | {r['n_test']} | {r['recipe']} | {100 * r['accuracy']:.2f} | {100 * r['macro_f1']:.2f} | {r['train_seconds']:.0f} |")
+        print(
+            f"| {r['dataset']} | {r['n_labels']} | {r['n_test']} | {r['recipe']} | {100 * r['accuracy']:.2f} | "
+            f"{100 * r['macro_f1']:.2f} | {r['train_seconds']:.0f} |"
+        )
     (args.work / "results.json").write_text(json.dumps(rows, indent=2))
 
 

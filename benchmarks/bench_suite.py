@@ -21,6 +21,7 @@ Full sizes are meant for a GPU; on a CPU use subsets, e.g. (a smoke run):
         --train-per-class 20 --test-per-class 20 --dev-per-class 10 --seeds 0 \
         --dae-epochs 1 --cl-epochs 1 --joint-epochs 1 --max-epochs 2
 """
+
 import argparse
 import json
 import os
@@ -102,10 +103,15 @@ def downsample(rows: List[dict], classes, share: float, seed: int) -> List[dict]
 def run_child(module_args: List[str], peak_file: Path, log: Path) -> Dict:
     start = time.time()
     with log.open("w") as fh:
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(peak_file)] + module_args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO)
+        proc = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(peak_file)] + module_args, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO
+        )
     seconds = time.time() - start
     if proc.returncode != 0:
-        raise SystemExit(f"failed ({proc.returncode}): {' '.join(module_args)}; see {log}:\n" + "".join(log.read_text().splitlines(True)[-15:]))
+        raise SystemExit(
+            f"failed ({proc.returncode}): {' '.join(module_args)}; see {log}:\n"
+            + "".join(log.read_text().splitlines(True)[-15:])
+        )
     peak = json.loads(peak_file.read_text()) if peak_file.exists() else {}
     return {"seconds": seconds, **peak}
 
@@ -117,7 +123,17 @@ def _epochs_throughput(records: List[dict]) -> Optional[float]:
 
 
 def encoder_phase(kind: str, corpus: Path, out: Path, encoder: str, seed: int, args) -> Dict:
-    common = ["--encoder", encoder, "--gpu-id", str(args.gpu_id), "--training.seed", str(seed), "--training.progress", "false", "--overwrite"]
+    common = [
+        "--encoder",
+        encoder,
+        "--gpu-id",
+        str(args.gpu_id),
+        "--training.seed",
+        str(seed),
+        "--training.progress",
+        "false",
+        "--overwrite",
+    ]
     if kind == "dae":
         cmd = ["spacy_threephase", "dae", str(CONFIGS / "dae.cfg"), str(corpus / "texts.txt"), str(out)] + common
         if args.dae_epochs:
@@ -132,7 +148,7 @@ def encoder_phase(kind: str, corpus: Path, out: Path, encoder: str, seed: int, a
             cmd += ["--training.epochs", str(args.joint_epochs)]
     res = run_child(cmd, out.parent / f"{out.name}.peak.json", out.parent / f"{out.name}.log")
     if kind == "dae":
-        records = [json.loads(l) for l in (out / "training_log.jsonl").read_text().splitlines() if l.strip()]
+        records = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines() if line.strip()]
     else:
         records = json.loads((out / "metrics.json").read_text())["epochs"]
     res["examples_per_s"] = _epochs_throughput(records)
@@ -141,8 +157,24 @@ def encoder_phase(kind: str, corpus: Path, out: Path, encoder: str, seed: int, a
 
 
 def phase3(corpus: Path, out: Path, encoder: str, seed: int, args) -> Dict:
-    cmd = ["spacy_threephase", "train", str(CONFIGS / "textcat.cfg"), "--output", str(out), "--overwrite", "--paths.train", str(corpus / "train.spacy"),
-           "--paths.dev", str(corpus / "dev.spacy"), "--paths.encoder", encoder, "--system.seed", str(seed), "--gpu-id", str(args.gpu_id)]
+    cmd = [
+        "spacy_threephase",
+        "train",
+        str(CONFIGS / "textcat.cfg"),
+        "--output",
+        str(out),
+        "--overwrite",
+        "--paths.train",
+        str(corpus / "train.spacy"),
+        "--paths.dev",
+        str(corpus / "dev.spacy"),
+        "--paths.encoder",
+        encoder,
+        "--system.seed",
+        str(seed),
+        "--gpu-id",
+        str(args.gpu_id),
+    ]
     if args.max_epochs:
         cmd += ["--training.max_epochs", str(args.max_epochs)]
     res = run_child(cmd, out.parent / f"{out.name}.peak.json", out.parent / f"{out.name}.log")
@@ -160,7 +192,9 @@ def phase3(corpus: Path, out: Path, encoder: str, seed: int, args) -> Dict:
     return res
 
 
-def inference(model_dir: Path, encoder_dir: str, texts: List[str], batch_size: int, gpu_id: int, repeats: int = 2) -> Dict:
+def inference(
+    model_dir: Path, encoder_dir: str, texts: List[str], batch_size: int, gpu_id: int, repeats: int = 2
+) -> Dict:
     """docs/s of nlp.pipe vs tokenizer + AutoModel + mean pooling on the same texts / batch size."""
     import spacy
     import torch
@@ -185,7 +219,10 @@ def inference(model_dir: Path, encoder_dir: str, texts: List[str], batch_size: i
     def plain():
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
-                feats = {k: v.to(device) for k, v in tokenize(enc.tokenizer, texts[i : i + batch_size], enc.max_length).items()}
+                feats = {
+                    k: v.to(device)
+                    for k, v in tokenize(enc.tokenizer, texts[i : i + batch_size], enc.max_length).items()
+                }
                 pool(model(**feats).last_hidden_state, feats["attention_mask"], enc.pooling).cpu()
 
     plain()
@@ -195,7 +232,13 @@ def inference(model_dir: Path, encoder_dir: str, texts: List[str], batch_size: i
         plain()
         best_plain = min(best_plain, time.perf_counter() - t)
     theirs = len(texts) / best_plain
-    return {"pipeline_docs_per_s": ours, "transformers_docs_per_s": theirs, "ratio": ours / theirs, "batch_size": batch_size, "n_texts": len(texts)}
+    return {
+        "pipeline_docs_per_s": ours,
+        "transformers_docs_per_s": theirs,
+        "ratio": ours / theirs,
+        "batch_size": batch_size,
+        "n_texts": len(texts),
+    }
 
 
 def evaluate(model_dir: Path, corpus: Path) -> Dict:
@@ -210,8 +253,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    p.add_argument("--train-per-class", type=int, default=0, help="train subset per class (0 = all; sst2 then uses --sst2-train-per-class)")
-    p.add_argument("--sst2-train-per-class", type=int, default=2500, help="sst2's documented train subset per class (0 = all 67,349)")
+    p.add_argument(
+        "--train-per-class",
+        type=int,
+        default=0,
+        help="train subset per class (0 = all; sst2 then uses --sst2-train-per-class)",
+    )
+    p.add_argument(
+        "--sst2-train-per-class",
+        type=int,
+        default=2500,
+        help="sst2's documented train subset per class (0 = all 67,349)",
+    )
     p.add_argument("--dev-per-class", type=int, default=0, help="dev subset per class (0 = all)")
     p.add_argument("--test-per-class", type=int, default=0, help="test subset per class (0 = all)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -242,7 +295,9 @@ def main() -> None:
             phases: Dict[str, Dict] = {}
             if "threephase" in args.methods:
                 phases["dae"] = encoder_phase("dae", corpus, run / "dae", base, seed, args)
-                phases["contrastive"] = encoder_phase("contrastive", corpus, run / "contrastive", str(run / "dae"), seed, args)
+                phases["contrastive"] = encoder_phase(
+                    "contrastive", corpus, run / "contrastive", str(run / "dae"), seed, args
+                )
             if "joint" in args.methods:
                 phases["joint"] = encoder_phase("joint", corpus, run / "joint", base, seed, args)
             start_from = {"threephase": str(run / "contrastive"), "ft": base, "joint": str(run / "joint")}
@@ -250,10 +305,21 @@ def main() -> None:
                 ft = phase3(corpus, run / f"textcat-{method}", start_from[method], seed, args)
                 m = evaluate(run / f"textcat-{method}" / "model-best", corpus)
                 used = {"threephase": ["dae", "contrastive"], "ft": [], "joint": ["joint"]}[method]
-                inf = inference(run / f"textcat-{method}" / "model-best", start_from[method], test_texts, args.infer_batch_size, args.gpu_id)
+                inf = inference(
+                    run / f"textcat-{method}" / "model-best",
+                    start_from[method],
+                    test_texts,
+                    args.infer_batch_size,
+                    args.gpu_id,
+                )
                 row = {
-                    "dataset": name, "seed": seed, "method": method, "sizes": sizes, "n_labels": len(m["labels"]),
-                    "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                    "dataset": name,
+                    "seed": seed,
+                    "method": method,
+                    "sizes": sizes,
+                    "n_labels": len(m["labels"]),
+                    "accuracy": m["accuracy"],
+                    "macro_f1": m["macro_f1"],
                     "phases": {**{k: phases[k] for k in used}, "phase3": ft},
                     "train_seconds": sum(phases[k]["seconds"] for k in used) + ft["seconds"],
                     "inference": inf,
@@ -265,7 +331,9 @@ def main() -> None:
 
 
 def write_results(rows, args, total) -> str:
-    (args.work / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine(), "rows": rows}, indent=2))
+    (args.work / "results.json").write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "machine": machine(), "rows": rows}, indent=2)
+    )
     md = format_md(rows, args, total)
     out = args.out or args.work / "results.md"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -279,7 +347,8 @@ def _fmt(v, spec=".1f"):
 
 def format_md(rows, args, total) -> str:
     lines = [
-        f"machine: {machine()}; device: {'cuda:%d' % args.gpu_id if args.gpu_id >= 0 else 'CPU'}; encoder {args.encoder}; "
+        f"machine: {machine()}; device: {'cuda:%d' % args.gpu_id if args.gpu_id >= 0 else 'CPU'}; "
+        f"encoder {args.encoder}; "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; total wall time {total:.0f} s",
         f"command: `python {' '.join(sys.argv)}`",
         "",
@@ -291,19 +360,37 @@ def format_md(rows, args, total) -> str:
     names = {"threephase": "3-Phase", "ft": "FT", "joint": "Joint"}
     for r in rows:
         s = r["sizes"]
-        lines.append(f"| {r['dataset']} | {s['train']}/{s['dev']}/{s['test']} | {r['n_labels']} | {r['seed']} | {names[r['method']]} | {100 * r['accuracy']:.2f} | {100 * r['macro_f1']:.2f} | {r['train_seconds']:.0f} |")
-    lines += ["", "## Training: per phase (own process each)", "",
-              "| data set | method | phase | wall s | examples/s (unit) | peak RSS MB | CUDA peak MB |",
-              "| --- | --- | --- | ---: | --- | ---: | ---: |"]
+        lines.append(
+            f"| {r['dataset']} | {s['train']}/{s['dev']}/{s['test']} | {r['n_labels']} | {r['seed']} | "
+            f"{names[r['method']]} | {100 * r['accuracy']:.2f} | {100 * r['macro_f1']:.2f} | {r['train_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "## Training: per phase (own process each)",
+        "",
+        "| data set | method | phase | wall s | examples/s (unit) | peak RSS MB | CUDA peak MB |",
+        "| --- | --- | --- | ---: | --- | ---: | ---: |",
+    ]
     for r in rows:
         for phase, v in r["phases"].items():
-            lines.append(f"| {r['dataset']} | {names[r['method']]} | {phase} | {v['seconds']:.1f} | {_fmt(v.get('examples_per_s'))} ({v.get('unit')}) | {_fmt(v.get('max_rss_mb'), '.0f')} | {_fmt(v.get('cuda_peak_mb'), '.0f')} |")
-    lines += ["", "## Inference on the test texts (best of 2 timed passes after a warm-up)", "",
-              "| data set | method | texts | batch | nlp.pipe docs/s | transformers docs/s | ratio |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+            lines.append(
+                f"| {r['dataset']} | {names[r['method']]} | {phase} | {v['seconds']:.1f} | "
+                f"{_fmt(v.get('examples_per_s'))} ({v.get('unit')}) | {_fmt(v.get('max_rss_mb'), '.0f')} | "
+                f"{_fmt(v.get('cuda_peak_mb'), '.0f')} |"
+            )
+    lines += [
+        "",
+        "## Inference on the test texts (best of 2 timed passes after a warm-up)",
+        "",
+        "| data set | method | texts | batch | nlp.pipe docs/s | transformers docs/s | ratio |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
         i = r["inference"]
-        lines.append(f"| {r['dataset']} | {names[r['method']]} | {i['n_texts']} | {i['batch_size']} | {i['pipeline_docs_per_s']:.1f} | {i['transformers_docs_per_s']:.1f} | {i['ratio']:.2f} |")
+        lines.append(
+            f"| {r['dataset']} | {names[r['method']]} | {i['n_texts']} | {i['batch_size']} | "
+            f"{i['pipeline_docs_per_s']:.1f} | {i['transformers_docs_per_s']:.1f} | {i['ratio']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -3,6 +3,7 @@ proportions kept, every class at least one text) and its dev/test splits in full
 
     python benchmarks/make_subset.py sst5 2000 benchmarks/runs/data/sst5-2000 --seed 0
 """
+
 import argparse
 import random
 from collections import defaultdict
@@ -36,7 +37,10 @@ def main() -> None:
     for split in ("train", "dev", "test"):
         if (src / f"{split}.jsonl").exists():
             rows = read_jsonl(src / f"{split}.jsonl")
-            write_jsonl(proportional_sample(rows, args.size, args.seed) if split == "train" else rows, args.out / f"{split}.jsonl")
+            write_jsonl(
+                proportional_sample(rows, args.size, args.seed) if split == "train" else rows,
+                args.out / f"{split}.jsonl",
+            )
     print(f"wrote {args.out}")
 
 

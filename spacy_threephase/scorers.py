@@ -7,6 +7,7 @@ setting the switch does change (`exclusive_classes`, interpolated in configs/tex
 exclusive classes are scored by the top class (any threshold the component passes, 0.0 in the
 config), multi-label by every label above `multi_label_threshold`.
 """
+
 from typing import Any, Callable, Dict, Iterable
 
 from spacy import registry

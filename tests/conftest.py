@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny BERT encoder built locally in seconds (no downloads)."""
+
 import os
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 """`python tests/rank_digest_cli.py DIGEST_DIR ARGS...` = `python -m spacy_threephase ARGS...`
 where, after every training step, each process writes a digest of the encoder's weights to
 DIGEST_DIR/rank<N>.txt (a step callback): the test compares the ranks of a multi-process run."""
+
 import hashlib
 import os
 import sys

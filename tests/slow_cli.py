@@ -1,5 +1,6 @@
 """`python tests/slow_cli.py DELAY ARGS...` = `python -m spacy_threephase ARGS...` with every
 training step slowed down by DELAY seconds (a step callback), so that a test can kill it mid-run."""
+
 import sys
 import time
 

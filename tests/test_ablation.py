@@ -2,6 +2,7 @@
 and a two-variant run. Checked against what was really run: the phase functions are wrapped
 (the real ones still run) to record their calls, the models are kept and evaluated again,
 and the imbalance settings are read back from what phase 2 wrote."""
+
 import json
 import statistics
 from collections import Counter
@@ -18,16 +19,26 @@ from spacy_threephase.errors import UserError
 TINY = {"training.progress": False, "training.batch_size": 8, "encoder.max_length": 32, "training.epochs": 1}
 # phase 3: a few real steps (no warm-up, a high head rate), so that seeds and variants differ
 TEXTCAT = {
-    "training.max_epochs": 3, "training.eval_frequency": 2, "training.patience": 0, "nlp.batch_size": 8,
-    "training.batcher.size": 4, "training.optimizer.warmup_steps": 0, "training.optimizer.learn_rate": 0.01,
+    "training.max_epochs": 3,
+    "training.eval_frequency": 2,
+    "training.patience": 0,
+    "nlp.batch_size": 8,
+    "training.batcher.size": 4,
+    "training.optimizer.warmup_steps": 0,
+    "training.optimizer.learn_rate": 0.01,
     "components.textcat.model.hidden_width": 16,
 }
 METRICS = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 # The paper's variants (display name, the encoder-producing runs, in order, under work/seedN/);
 # written out here, not read from the module under test.
 VARIANTS = {
-    "threephase": "3-Phase", "joint": "Joint", "dae_ft": "DAE+FT", "cl_ft": "CL+FT",
-    "extra_imb": "Extra Imb.", "no_imb": "No Imb.", "ft": "FT",
+    "threephase": "3-Phase",
+    "joint": "Joint",
+    "dae_ft": "DAE+FT",
+    "cl_ft": "CL+FT",
+    "extra_imb": "Extra Imb.",
+    "no_imb": "No Imb.",
+    "ft": "FT",
 }
 RECIPES = {
     "threephase": ["dae", "cl_dae"],  # CL from the DAE encoder
@@ -43,22 +54,42 @@ RECIPES = {
 # corrected sets: default (max 4, min 1.5) oversamples only "food" (f(2) = 2.67 -> x3); Extra
 # Imb. (max 20) also "weather" (f(4) = 6.67 -> x7; f(2) = 13.3 -> x13); No Imb. none.
 TRAIN = [
-    *((t, "music") for t in [
-        "play some jazz music in the kitchen", "play the new album by the beatles", "add this song to my workout playlist",
-        "play a song by the rolling stones", "turn up the music in the living room", "play my favourite playlist",
-        "put on some relaxing piano music", "play the latest album of adele",
-    ]),
-    *((t, "weather") for t in [
-        "what is the weather like in paris tomorrow", "will it rain in london this weekend",
-        "how hot will it be on friday", "is it going to snow in the mountains",
-    ]),
+    *(
+        (t, "music")
+        for t in [
+            "play some jazz music in the kitchen",
+            "play the new album by the beatles",
+            "add this song to my workout playlist",
+            "play a song by the rolling stones",
+            "turn up the music in the living room",
+            "play my favourite playlist",
+            "put on some relaxing piano music",
+            "play the latest album of adele",
+        ]
+    ),
+    *(
+        (t, "weather")
+        for t in [
+            "what is the weather like in paris tomorrow",
+            "will it rain in london this weekend",
+            "how hot will it be on friday",
+            "is it going to snow in the mountains",
+        ]
+    ),
     *((t, "food") for t in ["book a table for two at an italian restaurant", "find me a cheap place to eat sushi"]),
 ]
-DEV = [("play some rock music", "music"), ("will it be sunny in rome", "weather"), ("reserve a restaurant near me for tonight", "food")]
+DEV = [
+    ("play some rock music", "music"),
+    ("will it be sunny in rome", "weather"),
+    ("reserve a restaurant near me for tonight", "food"),
+]
 TEST = [
-    ("play a song by queen", "music"), ("put on the radio in the car", "music"),
-    ("what is the forecast for berlin", "weather"), ("will it be cold tomorrow morning", "weather"),
-    ("book a table at a thai restaurant", "food"), ("find a pizza place near the station", "food"),
+    ("play a song by queen", "music"),
+    ("put on the radio in the car", "music"),
+    ("what is the forecast for berlin", "weather"),
+    ("will it be cold tomorrow morning", "weather"),
+    ("book a table at a thai restaurant", "food"),
+    ("find a pizza place near the station", "food"),
 ]
 EXPECTED_AFTER = {  # class sizes after the correction, per phase-2 run
     "cl_dae": {"music": 8, "weather": 4, "food": 6},
@@ -91,7 +122,14 @@ def phase_calls(monkeypatch):
         real = getattr(module, name)
 
         def spy(config, data, output, *args, **kwargs):
-            calls.append({"phase": phase, "output": Path(output), "encoder": kwargs.get("encoder"), "overrides": dict(kwargs.get("overrides") or {})})
+            calls.append(
+                {
+                    "phase": phase,
+                    "output": Path(output),
+                    "encoder": kwargs.get("encoder"),
+                    "overrides": dict(kwargs.get("overrides") or {}),
+                }
+            )
             return real(config, data, output, *args, **kwargs)
 
         monkeypatch.setattr(module, name, spy)
@@ -111,8 +149,14 @@ def _run(tmp_path, tiny_encoder_dir, variants, seeds, phase_calls):
         ablation._train_phase3(config_path, output, overrides, gpu_id)
 
     s = AblationSettings(
-        seeds=seeds, variants=variants, encoder=str(tiny_encoder_dir), keep_models=True,
-        dae_overrides=dict(TINY), cl_overrides=dict(TINY), joint_overrides=dict(TINY), textcat_overrides=dict(TEXTCAT),
+        seeds=seeds,
+        variants=variants,
+        encoder=str(tiny_encoder_dir),
+        keep_models=True,
+        dae_overrides=dict(TINY),
+        cl_overrides=dict(TINY),
+        joint_overrides=dict(TINY),
+        textcat_overrides=dict(TEXTCAT),
     )
     out = tmp_path / "abl"
     result = run_ablation(_data(tmp_path), out, s, train_textcat=train_textcat)
@@ -157,7 +201,7 @@ def _check(out, result, phase3, phase_calls, variants, seeds, encoder):
             want_std = statistics.stdev(values) if len(values) > 1 else 0.0
             assert row[key]["std"] == pytest.approx(want_std, abs=1e-12)
             if len(values) == 2:  # the sample (n - 1) std of two values: |a - b| / sqrt(2)
-                assert row[key]["std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5, abs=1e-12)
+                assert row[key]["std"] == pytest.approx(abs(values[0] - values[1]) / 2**0.5, abs=1e-12)
     # not all zero: the std check above compares real spreads (wall times always differ)
     assert any(row["wall_seconds"]["std"] > 0 for row in result["summary"])
     md = (out / "ablation.md").read_text()
@@ -184,11 +228,11 @@ def _check(out, result, phase3, phase_calls, variants, seeds, encoder):
     assert len(phase3) == len(variants) * len(seeds)
     for call in phase3:
         seed_dir = call["output"].parent
-        variant = call["output"].name[len("textcat-"):]
+        variant = call["output"].name[len("textcat-") :]
         recipe = RECIPES[variant]
         want = str(seed_dir / recipe[-1]) if recipe else encoder
         assert call["overrides"]["paths.encoder"] == want, (variant, call["overrides"]["paths.encoder"])
-        assert call["overrides"]["system.seed"] == int(seed_dir.name[len("seed"):])
+        assert call["overrides"]["system.seed"] == int(seed_dir.name[len("seed") :])
         # the saved pipeline was built from that encoder
         cfg = spacy.util.load_config(call["output"] / "model-best" / "config.cfg", interpolate=True)
         assert cfg["components"]["transformer"]["model"]["name"] == want
@@ -234,7 +278,15 @@ def test_parse_variants():
 @pytest.mark.slow  # about 35 s on 2 CPU cores; the fast test below covers a subset
 def test_ablation_all_seven_variants_two_seeds(tmp_path, tiny_encoder_dir, phase_calls):
     out, result, phase3 = _run(tmp_path, tiny_encoder_dir, ALL, [0, 1], phase_calls)
-    assert {row["name"] for row in result["summary"]} == {"3-Phase", "Joint", "DAE+FT", "CL+FT", "Extra Imb.", "No Imb.", "FT"}
+    assert {row["name"] for row in result["summary"]} == {
+        "3-Phase",
+        "Joint",
+        "DAE+FT",
+        "CL+FT",
+        "Extra Imb.",
+        "No Imb.",
+        "FT",
+    }
     _check(out, result, phase3, phase_calls, ALL, [0, 1], str(tiny_encoder_dir))
     # per seed: 1 DAE, 4 contrastive (from DAE: default, extra, off; from the base), 1 joint
     assert Counter(c["phase"] for c in phase_calls) == {"dae": 2, "contrastive": 8, "joint": 2}
@@ -248,7 +300,10 @@ def test_ablation_three_variants_two_seeds_cleans_up(tmp_path, tiny_encoder_dir,
     assert Counter(c["phase"] for c in phase_calls) == {"dae": 2, "contrastive": 4}
     # without --keep-models the models are deleted after evaluation
     s = AblationSettings(
-        seeds=[0], variants=["ft"], encoder=str(tiny_encoder_dir), textcat_overrides=dict(TEXTCAT),
+        seeds=[0],
+        variants=["ft"],
+        encoder=str(tiny_encoder_dir),
+        textcat_overrides=dict(TEXTCAT),
     )
     res = run_ablation(Path(result["meta"]["corpus"]), tmp_path / "abl2", s)
     assert [r["variant"] for r in res["runs"]] == ["ft"]
@@ -263,5 +318,7 @@ def test_ablate_cli_refuses_existing_output_and_bad_variant(tmp_path):
     assert res.exit_code == 1 and "--overwrite" in res.output
     res = CliRunner().invoke(app, ["ablate", str(tmp_path / "new"), "--variants", "bogus"])
     assert res.exit_code == 1 and "bogus" in res.output
-    res = CliRunner().invoke(app, ["ablate", str(tmp_path / "new2"), "--variants", "ft", "--dae.training.x", "1", "--nope"])
+    res = CliRunner().invoke(
+        app, ["ablate", str(tmp_path / "new2"), "--variants", "ft", "--dae.training.x", "1", "--nope"]
+    )
     assert res.exit_code == 1 and "--nope" in res.output

@@ -1,4 +1,5 @@
 """Phase-3 classifier: pooled vector equals phases 1-2's, gradients reach the encoder."""
+
 import numpy
 import pytest
 import spacy
@@ -48,7 +49,9 @@ def make_nlp(encoder_dir, *, pooling="mean", freeze=False, exclusive=True, **hea
             }
         },
     )
-    examples = [Example.from_dict(nlp.make_doc(t), {"cats": {l: float(l == y) for l in LABELS}}) for t, y in TRAIN]
+    examples = [
+        Example.from_dict(nlp.make_doc(t), {"cats": {lab: float(lab == y) for lab in LABELS}}) for t, y in TRAIN
+    ]
     nlp.initialize(lambda: examples)
     return nlp, examples
 
@@ -126,7 +129,7 @@ def test_freeze_encoder_in_spacy_train_keeps_weights(tiny_encoder_dir, tmp_path)
         db = DocBin()
         for text, label in TRAIN:
             doc = nlp.make_doc(text)
-            doc.cats = {l: float(l == label) for l in LABELS}
+            doc.cats = {lab: float(lab == label) for lab in LABELS}
             db.add(doc)
         db.to_disk(tmp_path / f"{split}.spacy")
     from pathlib import Path
@@ -238,7 +241,9 @@ def test_mlp_head_layers_dims_and_function(tiny_encoder_dir, exclusive, activati
     scores = model.predict([nlp(t) for t in texts])
     numpy.testing.assert_allclose(scores, expected.numpy(), rtol=1e-4, atol=1e-5)
     cats = [nlp(t).cats for t in texts]
-    numpy.testing.assert_allclose([[c[label] for label in pipe.labels] for c in cats], expected.numpy(), rtol=1e-4, atol=1e-5)
+    numpy.testing.assert_allclose(
+        [[c[label] for label in pipe.labels] for c in cats], expected.numpy(), rtol=1e-4, atol=1e-5
+    )
     if exclusive:
         numpy.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
     else:  # independent probabilities: no constraint on the sum

@@ -1,5 +1,6 @@
 """`spacy_threephase.bucketed_batch.v1`: every example once per epoch, batches of similar
 lengths (far less padding than spaCy's plain batches), the same batches for the same input."""
+
 import random
 
 import pytest
@@ -90,8 +91,9 @@ def test_custom_length_and_plain_items():
     assert sorted(tuple(sorted(map(len, b))) for b in batches) == [(1, 2), (3, 5), (8, 9)]
 
 
-@pytest.mark.parametrize("kw, match", [({"size": 0, "chunk_size": 10}, "size"),
-                                       ({"size": 4, "chunk_size": 0}, "chunk_size")])
+@pytest.mark.parametrize(
+    "kw, match", [({"size": 0, "chunk_size": 10}, "size"), ({"size": 4, "chunk_size": 0}, "chunk_size")]
+)
 def test_bad_settings_are_one_line_errors(kw, match):
     with pytest.raises(UserError, match=match):
         configure_bucketed_batch(**kw)

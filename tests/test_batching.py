@@ -1,11 +1,12 @@
 """Texts tokenized once and length-bucketed batches (phases 1, 2 and Joint)."""
+
 import random
 
 import numpy
 import pytest
 import torch
-
 from conftest import TINY_TEXTS
+
 from spacy_threephase.batching import TokenizedTexts, bucketed_batches, count_batches
 
 

@@ -1,5 +1,6 @@
 """The default configs ship inside the package (an installed wheel has no top-level configs/),
 and the spaCy project's editable copies in configs/ must not drift from them."""
+
 from pathlib import Path
 
 import pytest

@@ -1,4 +1,5 @@
 """Phase 2 end to end on the tiny encoder: training effect, outputs, CLI behaviour."""
+
 import json
 from pathlib import Path
 
@@ -61,13 +62,29 @@ def test_training_separates_classes(tmp_path, tiny_encoder_dir, paper_cl_config,
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     out = tmp_path / "out"
     config, extra = (CONFIG, {}) if sampler == "class_batches" else (paper_cl_config, {"pairs.multiplier": 10})
-    summary = train_contrastive(config, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 6, "training.learning_rate": 3e-3, **extra})
+    summary = train_contrastive(
+        config,
+        corpus,
+        out,
+        encoder=str(tiny_encoder_dir),
+        overrides={**FAST, "training.epochs": 6, "training.learning_rate": 3e-3, **extra},
+    )
     assert summary["sampler"] == ("ClassBatchSampler" if sampler == "class_batches" else "ShuffledPairSampler")
     before, after = gap(tiny_encoder_dir, LABELLED), gap(out, LABELLED)
     # the tiny random encoder starts with all cosines ~0.95 (gap ~0)
     assert after > before + 0.05, (before, after)
     # outputs: HF model dir + pooling + logs
-    for name in ["config.json", "model.safetensors", "tokenizer.json", "1_Pooling/config.json", "threephase.json", "imbalance.json", "metrics.json", "training_log.jsonl", "config.cfg"]:
+    for name in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "1_Pooling/config.json",
+        "threephase.json",
+        "imbalance.json",
+        "metrics.json",
+        "training_log.jsonl",
+        "config.cfg",
+    ]:
         assert (out / name).exists(), name
     meta = json.loads((out / "threephase.json").read_text())
     assert meta["pooling"] == "mean" and meta["max_length"] == 32 and meta["phase"] == "contrastive"
@@ -85,7 +102,18 @@ def test_supcon_and_carved_dev_and_single_example_class(tmp_path, tiny_encoder_d
     rows = LABELLED + [("tell me a joke about cats", "Joke")]  # a class with one example
     corpus = write_corpus(tmp_path / "corpus", rows, dev_rows=None, meta=False)
     out = tmp_path / "out"
-    summary = train_contrastive(paper_cl_config, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1, "loss.@misc": "spacy_threephase.supcon_loss.v1", "loss.temperature": 0.2})
+    summary = train_contrastive(
+        paper_cl_config,
+        corpus,
+        out,
+        encoder=str(tiny_encoder_dir),
+        overrides={
+            **FAST,
+            "training.epochs": 1,
+            "loss.@misc": "spacy_threephase.supcon_loss.v1",
+            "loss.temperature": 0.2,
+        },
+    )
     assert summary["dev_carved_from_train"] and summary["dev_texts"] >= 4
     assert summary["input_kind"] == "texts"
     table = {r["class"]: r for r in json.loads((out / "imbalance.json").read_text())["classes"]}
@@ -104,7 +132,16 @@ def test_cli_refuses_overwrite_and_reports_bad_keys(tmp_path, tiny_encoder_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    base = ["contrastive", str(CONFIG), str(corpus), str(out), "--encoder", str(tiny_encoder_dir), "--training.progress", "false"]
+    base = [
+        "contrastive",
+        str(CONFIG),
+        str(corpus),
+        str(out),
+        "--encoder",
+        str(tiny_encoder_dir),
+        "--training.progress",
+        "false",
+    ]
     res = _cli(base)
     assert res.exit_code == 1
     assert "--overwrite" in res.output and "Traceback" not in res.output
@@ -113,23 +150,36 @@ def test_cli_refuses_overwrite_and_reports_bad_keys(tmp_path, tiny_encoder_dir):
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nonsense" in lines[0], res.output
-    res = _cli(base + ["--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32"])
+    res = _cli(
+        base + ["--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32"]
+    )
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
 
 
 def test_hierarchical_and_multilabel_corpora_train(tmp_path, tiny_encoder_dir):
-    hier = [(t, {"Music": "Media/Music", "Weather": "Info/Weather", "Food": "Info/Food", "Alarm": "Media/Alarm"}[lab]) for t, lab in LABELLED]
+    hier = [
+        (t, {"Music": "Media/Music", "Weather": "Info/Weather", "Food": "Info/Food", "Alarm": "Media/Alarm"}[lab])
+        for t, lab in LABELLED
+    ]
     corpus = write_corpus(tmp_path / "hier", hier, hier)
-    (corpus / "labels.json").write_text(json.dumps({"labels": sorted({lab for _, lab in hier}), "multi_label": False, "hierarchical": True}))
-    summary = train_contrastive(CONFIG, corpus, tmp_path / "out_h", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1})
-    assert summary["input_kind"] == "texts" and summary["steps_per_epoch"] == 2  # 4 paths x 3 texts: 4 chunks of 4, 2 per batch
+    (corpus / "labels.json").write_text(
+        json.dumps({"labels": sorted({lab for _, lab in hier}), "multi_label": False, "hierarchical": True})
+    )
+    summary = train_contrastive(
+        CONFIG, corpus, tmp_path / "out_h", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1}
+    )
+    assert (
+        summary["input_kind"] == "texts" and summary["steps_per_epoch"] == 2
+    )  # 4 paths x 3 texts: 4 chunks of 4, 2 per batch
     multi = tmp_path / "multi"
     multi.mkdir()
     with (multi / "train.jsonl").open("w") as fh:
         for i, (t, lab) in enumerate(LABELLED):
             fh.write(json.dumps({"text": t, "labels": [lab, "Extra"] if i % 3 == 0 else [lab]}) + "\n")
-    summary = train_contrastive(CONFIG, multi, tmp_path / "out_m", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1})
+    summary = train_contrastive(
+        CONFIG, multi, tmp_path / "out_m", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1}
+    )
     assert summary["dev_carved_from_train"]
 
 

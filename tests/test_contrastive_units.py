@@ -1,4 +1,5 @@
 """Phase 2 building blocks: imbalance ratio/correction, stop-word variants, pairs, losses."""
+
 import random
 import time
 import tracemalloc
@@ -25,12 +26,13 @@ from spacy_threephase.contrastive.pairs import default_multiplier, shuffled_pair
 
 # --- imbalance -------------------------------------------------------------------------
 
+
 def test_ratio_endpoints_and_threshold():
     assert ratio(1, 100, 4.0) == pytest.approx(4.0)
     assert ratio(100, 100, 4.0) == pytest.approx(0.0)
     assert ratio(1, 1, 4.0) == 0.0  # N == 1 guarded
     # ratio 1 is reached at n = N ** ((max - 1) / max)  (eq. 7)
-    assert ratio(100 ** 0.75, 100, 4.0) == pytest.approx(1.0)
+    assert ratio(100**0.75, 100, 4.0) == pytest.approx(1.0)
     assert ratio(10, 100, 4.0) == pytest.approx(2.0)
     assert ratio(20, 100, 4.0) < 1.5 <= ratio(15, 100, 4.0)
     texts = [f"t {i} x" for i in range(135)]
@@ -108,6 +110,7 @@ def test_correction_deterministic():
 
 # --- pair labels -----------------------------------------------------------------------
 
+
 def test_label_scores():
     assert level_fraction("Sports/Football", "Sports/Tennis") == 0.5
     assert level_fraction("Sports/Football", "Sports/Football") == 1.0
@@ -122,6 +125,7 @@ def test_label_scores():
 
 
 # --- pairs -----------------------------------------------------------------------------
+
 
 def _labels(n=200, k=5, seed=0):
     rng = random.Random(seed)
@@ -182,7 +186,9 @@ def _draw(texts, label_of, hierarchical, matrix_limit, multiplier=6, seed=0):
     index = LabelIndex(labels, hierarchical=hierarchical, matrix_limit=matrix_limit)
     keys = list(range(len(texts)))  # every text is distinct
     pairs = shuffled_pairs(multiplier=multiplier)(index, seed=seed, keys=keys)
-    drawn = [(texts[i], texts[j], s) for i, j, s in zip(pairs.first.tolist(), pairs.second.tolist(), pairs.score.tolist())]
+    drawn = [
+        (texts[i], texts[j], s) for i, j, s in zip(pairs.first.tolist(), pairs.second.tolist(), pairs.score.tolist())
+    ]
     return pairs, drawn
 
 
@@ -271,6 +277,7 @@ def test_pair_generation_memory_100k():
 
 # --- losses ----------------------------------------------------------------------------
 
+
 def test_cosine_mse_loss():
     loss = cosine_mse_loss()
     assert isinstance(loss, CosineMSELoss) and loss.input_kind == "pairs"
@@ -300,5 +307,10 @@ def test_supcon_lower_for_clustered_embeddings():
 def test_registered_functions_resolve():
     from spacy import registry
 
-    for name in ["spacy_threephase.cosine_mse_loss.v1", "spacy_threephase.supcon_loss.v1", "spacy_threephase.shuffled_pairs.v1", "spacy_threephase.imbalance_correction.v1"]:
+    for name in [
+        "spacy_threephase.cosine_mse_loss.v1",
+        "spacy_threephase.supcon_loss.v1",
+        "spacy_threephase.shuffled_pairs.v1",
+        "spacy_threephase.imbalance_correction.v1",
+    ]:
         assert callable(registry.misc.get(name))

@@ -1,11 +1,12 @@
 """Phase 1 model and training, with tiny locally built encoders (seconds each)."""
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY_TEXTS
+
 from spacy_threephase.dae import DenoisingAutoEncoder, build_decoder, train_dae
 from spacy_threephase.dae.train import read_log
 from spacy_threephase.encoder import load_encoder, tokenize
@@ -23,14 +24,25 @@ def build_tiny_roberta(path: Path, texts=TINY_TEXTS, hidden: int = 32) -> Path:
 
     path.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(list(texts), vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(
+        list(texts), vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"), model_max_length=62)
+    tokenizer = RobertaTokenizerFast(
+        vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"), model_max_length=62
+    )
     tokenizer.save_pretrained(path)
     torch.manual_seed(0)
     config = RobertaConfig(
-        vocab_size=bpe.get_vocab_size(), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=hidden * 2, max_position_embeddings=64, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        vocab_size=bpe.get_vocab_size(),
+        hidden_size=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=64,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
     )
     RobertaModel(config).save_pretrained(path)
     return path
@@ -43,7 +55,9 @@ def build_tiny_distilbert(path: Path, vocab_from: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     DistilBertTokenizerFast(vocab_file=str(vocab_from / "vocab.txt")).save_pretrained(path)
     vocab_size = len((vocab_from / "vocab.txt").read_text(encoding="utf8").splitlines())
-    config = DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64)
+    config = DistilBertConfig(
+        vocab_size=vocab_size, dim=32, n_layers=1, n_heads=2, hidden_dim=64, max_position_embeddings=64
+    )
     DistilBertModel(config).save_pretrained(path)
     return path
 
@@ -91,7 +105,9 @@ def test_fast_loss_equals_full_logits_loss(kind, tiny_encoder_dir, tiny_roberta_
     ids, mask = clean["input_ids"], clean["attention_mask"]
     logits = dae.decode(vec, ids[:, :-1], mask[:, :-1])
     labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-    full = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+    full = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100
+    )
     assert torch.allclose(fast, full, atol=1e-5)
     assert labels[1].tolist().count(-100) > 0  # the short text is padded and the padding ignored
 
@@ -123,7 +139,9 @@ def test_decoder_sees_the_text_only_through_the_pooled_vector(pooling, tiny_enco
     real = noisy["attention_mask"].bool()
     assert not real.all()  # the first text is padded
     seen = []
-    dae.decoder.base_model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["encoder_hidden_states"].shape), with_kwargs=True)
+    dae.decoder.base_model.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["encoder_hidden_states"].shape), with_kwargs=True
+    )
     with torch.no_grad():
         hidden = enc.model(**noisy).last_hidden_state
         loss = dae(noisy, clean)
@@ -184,7 +202,13 @@ def test_decoder_sees_the_text_only_through_the_pooled_vector(pooling, tiny_enco
 
 
 def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path):
-    overrides = {**FAST, "training.epochs": 6, "training.learning_rate": 5e-3, "training.warmup_ratio": 0.0, "noise.deletion_ratio": 0.3}
+    overrides = {
+        **FAST,
+        "training.epochs": 6,
+        "training.learning_rate": 5e-3,
+        "training.warmup_ratio": 0.0,
+        "noise.deletion_ratio": 0.3,
+    }
     out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=overrides)
     losses = [r["loss"] for r in read_log(out)]
     assert len(losses) == 6
@@ -192,7 +216,9 @@ def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
-def test_output_loads_with_transformers_and_spacy_and_differs(kind, tiny_encoder_dir, tiny_roberta_dir, texts_file, tmp_path):
+def test_output_loads_with_transformers_and_spacy_and_differs(
+    kind, tiny_encoder_dir, tiny_roberta_dir, texts_file, tmp_path
+):
     import spacy
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -232,7 +258,13 @@ def test_output_loads_with_transformers_and_spacy_and_differs(kind, tiny_encoder
 
 
 def test_cls_pooling_is_kept(tiny_encoder_dir, texts_file, tmp_path):
-    out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides={**FAST, "encoder.pooling": "cls"})
+    out = train_dae(
+        CONFIG,
+        texts_file,
+        tmp_path / "out",
+        encoder=str(tiny_encoder_dir),
+        overrides={**FAST, "encoder.pooling": "cls"},
+    )
     assert json.loads((out / "threephase.json").read_text())["pooling"] == "cls"
 
 
@@ -268,7 +300,19 @@ def test_same_seed_same_result(tiny_encoder_dir, texts_file, tmp_path):
 def test_torch_threads_setting(tiny_encoder_dir, texts_file, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
-    train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.torch_threads": 1})
+    train_dae(
+        CONFIG,
+        texts_file,
+        tmp_path / "out",
+        encoder=str(tiny_encoder_dir),
+        overrides={**FAST, "training.torch_threads": 1},
+    )
     assert calls == [1]
     with pytest.raises(UserError, match="torch_threads must be"):
-        train_dae(CONFIG, texts_file, tmp_path / "out2", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.torch_threads": -2})
+        train_dae(
+            CONFIG,
+            texts_file,
+            tmp_path / "out2",
+            encoder=str(tiny_encoder_dir),
+            overrides={**FAST, "training.torch_threads": -2},
+        )

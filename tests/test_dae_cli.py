@@ -1,17 +1,27 @@
 """The `dae` command: config handling, one-line errors, refusing to overwrite."""
+
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import TINY_TEXTS
 from typer.testing import CliRunner
 
-from conftest import TINY_TEXTS
 from spacy_threephase.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dae.cfg"
-FAST = ["--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "1", "--encoder.max_length", "32"]
+FAST = [
+    "--training.progress",
+    "false",
+    "--training.batch_size",
+    "4",
+    "--training.epochs",
+    "1",
+    "--encoder.max_length",
+    "32",
+]
 
 
 @pytest.fixture
@@ -70,7 +80,9 @@ def test_bad_settings_are_one_line_errors(extra, message, tiny_encoder_dir, text
 
 def test_unknown_key_in_config_file(tiny_encoder_dir, texts_file, tmp_path):
     cfg = tmp_path / "dae.cfg"
-    cfg.write_text(CONFIG.read_text(encoding="utf8").replace("[training]\n", "[training]\nbatchsize = 8\n"), encoding="utf8")
+    cfg.write_text(
+        CONFIG.read_text(encoding="utf8").replace("[training]\n", "[training]\nbatchsize = 8\n"), encoding="utf8"
+    )
     code, output = run(cfg, texts_file, tmp_path / "out", "--encoder", tiny_encoder_dir)
     assert code == 1
     assert "unknown setting 'batchsize'" in one_line_error(output)
@@ -90,7 +102,10 @@ def test_another_noise_function_from_config(tiny_encoder_dir, texts_file, tmp_pa
         return noise
 
     cfg = tmp_path / "dae.cfg"
-    text = CONFIG.read_text(encoding="utf8").replace('@misc = "spacy_threephase.word_deletion.v1"\ndeletion_ratio = 0.6\n', '@misc = "test_dae_cli.keep_first_word.v1"\n')
+    text = CONFIG.read_text(encoding="utf8").replace(
+        '@misc = "spacy_threephase.word_deletion.v1"\ndeletion_ratio = 0.6\n',
+        '@misc = "test_dae_cli.keep_first_word.v1"\n',
+    )
     cfg.write_text(text.replace('splitter = "whitespace"\n', ""), encoding="utf8")
     code, output = run(cfg, texts_file, tmp_path / "out", "--encoder", tiny_encoder_dir, *FAST)
     assert code == 0, output
@@ -118,6 +133,8 @@ def test_gpu_id_without_cuda_is_a_clear_error(tiny_encoder_dir, texts_file, tmp_
 
 
 def test_available_in_spacys_cli():
-    result = subprocess.run([sys.executable, "-m", "spacy", "threephase", "dae", "--help"], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "threephase", "dae", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr
     assert "OUTPUT_DIR" in result.stdout.upper()

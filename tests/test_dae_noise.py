@@ -63,7 +63,9 @@ def test_treebank_splitter_separates_punctuation():
     assert any(o in ("?", "'s", ",") for o in outs)  # punctuation can be the only word kept
 
 
-@pytest.mark.parametrize("kwargs", [{"deletion_ratio": 1.5}, {"deletion_ratio": -0.1}, {"deletion_ratio": "a lot"}, {"splitter": "nltk"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"deletion_ratio": 1.5}, {"deletion_ratio": -0.1}, {"deletion_ratio": "a lot"}, {"splitter": "nltk"}]
+)
 def test_bad_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         word_deletion(**kwargs)

@@ -1,13 +1,14 @@
 """Reading, carving and converting data sets; the demo data; the JsonlCorpus reader."""
+
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import spacy
+from conftest import DEMO_DIR
 from spacy.tokens import DocBin
 
-from conftest import DEMO_DIR
 from spacy_threephase.data import convert_dataset, load_hf_dataset, read_split
 from spacy_threephase.data.corpus import create_jsonl_corpus
 from spacy_threephase.data.readers import Record
@@ -30,8 +31,12 @@ def make_rows(n_per_class, field_text="text", field_label="label", prefix=""):
 
 # --- demo data set -----------------------------------------------------------------------------
 
+
 def test_demo_dataset_properties():
-    splits = {s: [json.loads(line) for line in (DEMO_DIR / f"{s}.jsonl").read_text("utf8").splitlines()] for s in ("train", "dev", "test")}
+    splits = {
+        s: [json.loads(line) for line in (DEMO_DIR / f"{s}.jsonl").read_text("utf8").splitlines()]
+        for s in ("train", "dev", "test")
+    }
     total = sum(len(v) for v in splits.values())
     assert total >= 400
     train_counts = Counter(r["label"] for r in splits["train"])
@@ -47,12 +52,16 @@ def test_demo_dataset_properties():
 
 # --- reading -----------------------------------------------------------------------------------
 
+
 def test_read_jsonl_custom_fields_numbers_and_lists(tmp_path):
-    f = write_jsonl(tmp_path / "a.jsonl", [
-        {"sentence": "first one", "intent": "a"},
-        {"sentence": "second one", "intent": 3},
-        {"sentence": "third one", "intent": ["x", "y", "x"]},
-    ])
+    f = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"sentence": "first one", "intent": "a"},
+            {"sentence": "second one", "intent": 3},
+            {"sentence": "third one", "intent": ["x", "y", "x"]},
+        ],
+    )
     res = read_split(f, text_field="sentence", label_field="intent")
     assert [r.labels for r in res.records] == [["a"], ["3"], ["x", "y"]]
     assert [r.line for r in res.records] == [1, 2, 3]
@@ -61,10 +70,15 @@ def test_read_jsonl_custom_fields_numbers_and_lists(tmp_path):
 
 def test_read_csv_tsv_custom_columns_and_label_sep(tmp_path):
     csv_file = tmp_path / "d.csv"
-    csv_file.write_text('id,utterance,tags\n1,"hello, world",a|b\n2,"multi\nline text",c\n3,plain,"[""p"", ""q""]"\n', encoding="utf8")
+    csv_file.write_text(
+        'id,utterance,tags\n1,"hello, world",a|b\n2,"multi\nline text",c\n3,plain,"[""p"", ""q""]"\n', encoding="utf8"
+    )
     res = read_split(csv_file, text_field="utterance", label_field="tags", label_sep="|")
     assert [(r.text, r.labels, r.line) for r in res.records] == [
-        ("hello, world", ["a", "b"], 2), ("multi\nline text", ["c"], 3), ("plain", ["p", "q"], 5)]
+        ("hello, world", ["a", "b"], 2),
+        ("multi\nline text", ["c"], 3),
+        ("plain", ["p", "q"], 5),
+    ]
     assert res.multi_label
     tsv = tmp_path / "d.tsv"
     tsv.write_text('text\tlabel\nhe said "hi"\tgreet\nbye\tleave\n', encoding="utf8")
@@ -74,8 +88,15 @@ def test_read_csv_tsv_custom_columns_and_label_sep(tmp_path):
 
 
 def test_empty_and_whitespace_texts_skipped_and_counted(tmp_path):
-    f = write_jsonl(tmp_path / "a.jsonl", [
-        {"text": "", "label": "a"}, {"text": "   \t ", "label": "a"}, {"text": "real", "label": "a"}, {"text": "\n", "label": "b"}])
+    f = write_jsonl(
+        tmp_path / "a.jsonl",
+        [
+            {"text": "", "label": "a"},
+            {"text": "   \t ", "label": "a"},
+            {"text": "real", "label": "a"},
+            {"text": "\n", "label": "b"},
+        ],
+    )
     res = read_split(f)
     assert res.skipped_empty == 3 and [r.text for r in res.records] == ["real"]
     c = tmp_path / "a.csv"
@@ -91,8 +112,8 @@ def test_hierarchical_labels_kept(tmp_path):
     assert stats["labels"] == ["Politics/Europe", "Sports/Football", "Sports/Tennis"]
     meta = json.loads((tmp_path / "out" / "labels.json").read_text("utf8"))
     assert meta["hierarchical"] is True
-    lines = [json.loads(l) for l in (tmp_path / "out" / "train.jsonl").read_text("utf8").splitlines()]
-    assert {tuple(l["labels"]) for l in lines} == {("Sports/Football",), ("Sports/Tennis",), ("Politics/Europe",)}
+    lines = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text("utf8").splitlines()]
+    assert {tuple(lab["labels"]) for lab in lines} == {("Sports/Football",), ("Sports/Tennis",), ("Politics/Europe",)}
 
 
 def test_flat_keeps_slash_labels_as_plain_classes(tmp_path):
@@ -107,6 +128,7 @@ def test_flat_keeps_slash_labels_as_plain_classes(tmp_path):
 
 
 # --- carving -----------------------------------------------------------------------------------
+
 
 def test_stratified_split_deterministic_and_keeps_classes():
     labels = ["a"] * 50 + ["b"] * 10 + ["c"] * 3 + ["d"]
@@ -149,6 +171,7 @@ def test_convert_directory_csv_missing_dev(tmp_path):
 
 # --- outputs -----------------------------------------------------------------------------------
 
+
 def test_demo_conversion_outputs(tmp_path):
     out = tmp_path / "corpus"
     stats = convert_dataset(DEMO_DIR, out)
@@ -157,7 +180,7 @@ def test_demo_conversion_outputs(tmp_path):
     assert meta["labels"] == sorted(meta["labels"]) and len(meta["labels"]) >= 6
     assert set(meta) >= {"labels", "multi_label", "hierarchical", "counts", "skipped_empty", "source"}
     nlp = spacy.blank("en")
-    rows = [json.loads(l) for l in (DEMO_DIR / "dev.jsonl").read_text("utf8").splitlines()]
+    rows = [json.loads(line) for line in (DEMO_DIR / "dev.jsonl").read_text("utf8").splitlines()]
     docs = list(DocBin().from_disk(out / "dev.spacy").get_docs(nlp.vocab))
     assert len(docs) == len(rows)
     for doc, row in zip(docs, rows):
@@ -166,12 +189,15 @@ def test_demo_conversion_outputs(tmp_path):
         assert doc.cats[row["label"]] == 1.0 and sum(doc.cats.values()) == 1.0
     train_texts = (out / "texts.txt").read_text("utf8").splitlines()
     assert len(train_texts) == stats["sizes"]["train"]
-    normalised = [json.loads(l) for l in (out / "test.jsonl").read_text("utf8").splitlines()]
+    normalised = [json.loads(line) for line in (out / "test.jsonl").read_text("utf8").splitlines()]
     assert all(set(r) == {"text", "labels"} and len(r["labels"]) == 1 for r in normalised)
 
 
 def test_multilabel_cats_and_texts_one_per_line(tmp_path):
-    rows = [{"text": f"line {i}\nsecond part", "label": ["a", "b"] if i % 3 == 0 else ["a"] if i % 3 == 1 else ["c"]} for i in range(30)]
+    rows = [
+        {"text": f"line {i}\nsecond part", "label": ["a", "b"] if i % 3 == 0 else ["a"] if i % 3 == 1 else ["c"]}
+        for i in range(30)
+    ]
     stats = convert_dataset(write_jsonl(tmp_path / "m.jsonl", rows), tmp_path / "out")
     assert stats["multi_label"]
     texts = (tmp_path / "out" / "texts.txt").read_text("utf8").splitlines()
@@ -202,6 +228,7 @@ def test_failed_conversion_leaves_no_output(tmp_path):
 
 # --- JsonlCorpus reader ------------------------------------------------------------------------
 
+
 def test_jsonl_corpus_reader(tmp_path):
     convert_dataset(DEMO_DIR, tmp_path / "c")
     labels = json.loads((tmp_path / "c" / "labels.json").read_text("utf8"))["labels"]
@@ -209,7 +236,7 @@ def test_jsonl_corpus_reader(tmp_path):
     assert reader is create_jsonl_corpus
     nlp = spacy.blank("en")
     examples = list(reader(tmp_path / "c" / "dev.jsonl")(nlp))
-    rows = [json.loads(l) for l in (DEMO_DIR / "dev.jsonl").read_text("utf8").splitlines()]
+    rows = [json.loads(line) for line in (DEMO_DIR / "dev.jsonl").read_text("utf8").splitlines()]
     assert len(examples) == len(rows)
     for ex, row in zip(examples, rows):
         assert ex.reference.text == row["text"].strip()
@@ -221,10 +248,11 @@ def test_jsonl_corpus_from_config(tmp_path):
     src = write_jsonl(tmp_path / "m.jsonl", [{"text": f"t {i}", "label": ["x", "y"][: 1 + i % 2]} for i in range(20)])
     convert_dataset(src, tmp_path / "c")
     from thinc.api import Config
+
     cfg = Config().from_str(f"""
     [corpus]
     @readers = "spacy_threephase.JsonlCorpus.v1"
-    path = "{tmp_path / 'c' / 'train.jsonl'}"
+    path = "{tmp_path / "c" / "train.jsonl"}"
     labels = ["x", "y", "z"]
     multi_label = true
     """)
@@ -236,11 +264,17 @@ def test_jsonl_corpus_from_config(tmp_path):
 
 # --- Hugging Face path (local files only, no network) -----------------------------------------
 
+
 def test_load_hf_dataset_from_local_json(tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", make_rows({"a": 8, "b": 4}, "sentence", "y"))
     test = write_jsonl(tmp_path / "test.jsonl", make_rows({"a": 2, "b": 2}, "sentence", "y", prefix="t "))
-    splits = load_hf_dataset("json", data_files={"train": str(train), "test": str(test)},
-                             text_field="sentence", label_field="y", cache_dir=str(tmp_path / "hf_cache"))
+    splits = load_hf_dataset(
+        "json",
+        data_files={"train": str(train), "test": str(test)},
+        text_field="sentence",
+        label_field="y",
+        cache_dir=str(tmp_path / "hf_cache"),
+    )
     assert set(splits) == {"train", "test"}
     assert Counter(r.labels[0] for r in splits["train"].records) == {"a": 8, "b": 4}
     assert splits["test"].records[0].line == 1 and splits["test"].path.startswith("hf:json[")
@@ -250,11 +284,15 @@ def test_hf_classlabel_names_and_convert(tmp_path, monkeypatch):
     import datasets
 
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
-    dd = datasets.DatasetDict({
-        "train": datasets.Dataset.from_dict({"text": [f"text {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=features),
-        "validation": datasets.Dataset.from_dict({"text": ["v1", "v2"], "label": [0, 1]}, features=features),
-        "test": datasets.Dataset.from_dict({"text": ["u1", "u2"], "label": [-1, -1]}, features=features),
-    })
+    dd = datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict(
+                {"text": [f"text {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=features
+            ),
+            "validation": datasets.Dataset.from_dict({"text": ["v1", "v2"], "label": [0, 1]}, features=features),
+            "test": datasets.Dataset.from_dict({"text": ["u1", "u2"], "label": [-1, -1]}, features=features),
+        }
+    )
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, **kw: calls.append((name, config)) or dd)
     stats = convert_dataset("someone/sentiment", tmp_path / "out", hf_config="default")
@@ -279,6 +317,7 @@ def test_hf_load_failure_is_user_error(monkeypatch):
 
 # --- shared benchmark data ---------------------------------------------------------------------
 
+
 def test_convert_shared_snips(shared_datasets, tmp_path):
     stats = convert_dataset(shared_datasets / "snips", tmp_path / "snips")
     assert stats["sizes"] == {"train": 13084, "dev": 700, "test": 700}
@@ -292,14 +331,17 @@ def test_stratified_split_multilabel_uses_rarest_label():
     records = [Record(f"t{i}", combos[i % len(combos)], i + 1) for i in range(50)]
     kept, out = stratified_split(records, 0.2, seed=0)
     assert len(out) == 10 and len(kept) == 40
-    assert {l for r in out for l in r.labels} == {"a", "b", "c"}
+    assert {lab for r in out for lab in r.labels} == {"a", "b", "c"}
 
 
 def test_hf_multilabel_classlabel_sequence():
     import datasets
+
     from spacy_threephase.data.readers import _read_hf_split
 
-    feats = datasets.Features({"text": datasets.Value("string"), "tags": datasets.Sequence(datasets.ClassLabel(names=["x", "y", "z"]))})
+    feats = datasets.Features(
+        {"text": datasets.Value("string"), "tags": datasets.Sequence(datasets.ClassLabel(names=["x", "y", "z"]))}
+    )
     ds = datasets.Dataset.from_dict({"text": ["a", "b", " "], "tags": [[0, 2], [1], [0]]}, features=feats)
     res = _read_hf_split("hf:t[train]", ds, "text", "tags", None)
     assert [r.labels for r in res.records] == [["x", "z"], ["y"]] and res.multi_label and res.skipped_empty == 1

@@ -1,13 +1,14 @@
 """Bad input gives one clear DataError/UserError naming the file, the line and the problem."""
+
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_DIR, REPO_ROOT
 from typer.testing import CliRunner
 
-from conftest import DEMO_DIR, REPO_ROOT
 from spacy_threephase.cli import app
 from spacy_threephase.data import convert_dataset, read_split
 from spacy_threephase.errors import DataError, UserError
@@ -33,17 +34,20 @@ def expect(path: Path, line, *fragments, call=None):
     return msg
 
 
-@pytest.mark.parametrize("bad_line,fragments", [
-    ('{"text": "oops", "label": "a"', ["malformed JSON"]),
-    ('["a", "b"]', ["expected a JSON object", "list"]),
-    ('{"label": "a"}', ["missing field 'text'", "'label'"]),
-    ('{"text": "no label here", "lab": "a"}', ["missing field 'label'", "'text', 'lab'"]),
-    ('{"text": null, "label": "a"}', ["missing text"]),
-    ('{"text": 5, "label": "a"}', ["text must be a string"]),
-    ('{"text": "x", "label": null}', ["missing label"]),
-    ('{"text": "x", "label": ""}', ["missing label"]),
-    ('{"text": "x", "label": {"a": 1}}', ["label must be"]),
-])
+@pytest.mark.parametrize(
+    "bad_line,fragments",
+    [
+        ('{"text": "oops", "label": "a"', ["malformed JSON"]),
+        ('["a", "b"]', ["expected a JSON object", "list"]),
+        ('{"label": "a"}', ["missing field 'text'", "'label'"]),
+        ('{"text": "no label here", "lab": "a"}', ["missing field 'label'", "'text', 'lab'"]),
+        ('{"text": null, "label": "a"}', ["missing text"]),
+        ('{"text": 5, "label": "a"}', ["text must be a string"]),
+        ('{"text": "x", "label": null}', ["missing label"]),
+        ('{"text": "x", "label": ""}', ["missing label"]),
+        ('{"text": "x", "label": {"a": 1}}', ["label must be"]),
+    ],
+)
 def test_bad_jsonl_lines(tmp_path, bad_line, fragments):
     f = jsonl(tmp_path / "train.jsonl", GOOD[:2] + [bad_line] + GOOD[2:4])
     expect(f, 3, *fragments)
@@ -87,14 +91,16 @@ def test_csv_problems(tmp_path):
     c.write_text("sentence,intent,id\nx,a,1\n", encoding="utf8")
     expect(c, 1, "missing column 'text'", "'sentence', 'intent', 'id'")
     expect(c, 1, "missing column 'label'", call=lambda: read_split(c, text_field="sentence"))
-    c.write_text("text,label\nok,a\n\"multi\nline\",b\ntoo,many,fields\n", encoding="utf8")
+    c.write_text('text,label\nok,a\n"multi\nline",b\ntoo,many,fields\n', encoding="utf8")
     expect(c, 5, "expected 2 fields", "found 3")
     c.write_text('text,label\nok,a\n"bad"quote,b\n', encoding="utf8")
     expect(c, 3, "malformed CSV")
 
 
 def test_single_class(tmp_path):
-    f = jsonl(tmp_path / "train.jsonl", [{"text": "   ", "label": "b"}] + [{"text": f"t{i}", "label": "a"} for i in range(10)])
+    f = jsonl(
+        tmp_path / "train.jsonl", [{"text": "   ", "label": "b"}] + [{"text": f"t{i}", "label": "a"} for i in range(10)]
+    )
     expect(f, 2, "only one class ('a')", "at least 2", call=lambda: convert_dataset(tmp_path, tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
@@ -139,8 +145,13 @@ def test_cli_converts_and_prints_summary(tmp_path):
 def test_cli_bad_input_is_one_line(tmp_path, entry):
     f = jsonl(tmp_path / "data" / "train.jsonl", GOOD[:3] + ['{"text": "broken", '] + GOOD[3:])
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, *entry, "data", str(f.parent), str(out)],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, *entry, "data", str(f.parent), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr

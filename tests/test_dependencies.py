@@ -1,5 +1,6 @@
 """Every third-party module the package imports is a declared dependency (or in an extra):
 an undeclared one works in the development environment and fails after `pip install`."""
+
 import ast
 import re
 import sys

@@ -1,12 +1,13 @@
 """The same seed and data give the same result on the CPU, in all three phases."""
+
 import json
 from pathlib import Path
 
 import spacy
 import torch
+from conftest import TINY_TEXTS, write_docbins
 from safetensors.torch import load_file
 
-from conftest import TINY_TEXTS, write_docbins
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
 
@@ -35,8 +36,9 @@ def test_phase1_twice_identical_weights(tiny_encoder_dir, tmp_path):
     texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
     settings = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32}
     for name in ("a", "b"):
-        train_dae(REPO / "configs" / "dae.cfg", texts, tmp_path / name, encoder=str(tiny_encoder_dir),
-                  overrides=settings)
+        train_dae(
+            REPO / "configs" / "dae.cfg", texts, tmp_path / name, encoder=str(tiny_encoder_dir), overrides=settings
+        )
     assert same_weights(tmp_path / "a", tmp_path / "b")
     assert not same_weights(tmp_path / "a", tiny_encoder_dir)  # it did train
 
@@ -46,12 +48,24 @@ def test_phase2_twice_identical_metrics(tiny_encoder_dir, tmp_path):
     corpus.mkdir()
     lines = (json.dumps({"text": t, "labels": [y]}) + "\n" for t, y in LABELLED)
     (corpus / "train.jsonl").write_text("".join(lines), encoding="utf8")
-    settings = {"training.progress": False, "training.batch_size": 2, "pairs.per_class": 2, "training.epochs": 2,
-                "training.learning_rate": 1e-3, "encoder.max_length": 32, "training.dev_fraction": 0.34}
+    settings = {
+        "training.progress": False,
+        "training.batch_size": 2,
+        "pairs.per_class": 2,
+        "training.epochs": 2,
+        "training.learning_rate": 1e-3,
+        "encoder.max_length": 32,
+        "training.dev_fraction": 0.34,
+    }
     metrics = []
     for name in ("a", "b"):
-        train_contrastive(REPO / "configs" / "contrastive.cfg", corpus, tmp_path / name, encoder=str(tiny_encoder_dir),
-                          overrides=settings)
+        train_contrastive(
+            REPO / "configs" / "contrastive.cfg",
+            corpus,
+            tmp_path / name,
+            encoder=str(tiny_encoder_dir),
+            overrides=settings,
+        )
         m = json.loads((tmp_path / name / "metrics.json").read_text())
         m.pop("eval_seconds")  # wall-clock times, the only things allowed to differ
         for epoch in m["epochs"]:

@@ -1,4 +1,5 @@
 """Phase 1 with two processes on the CPU (torchrun, gloo): it finishes and rank 0 alone writes."""
+
 import json
 import shutil
 import subprocess
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import TINY_TEXTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,8 +60,9 @@ def test_contrastive_with_two_processes_has_the_same_weights_on_both_ranks(tiny_
     out, digests = tmp_path / "out", tmp_path / "digests"
     cmd = [
         *torchrun(), "--standalone", "--nproc_per_node", "2", str(REPO / "tests" / "rank_digest_cli.py"), str(digests),
-        "contrastive", str(REPO / "configs" / "contrastive.cfg"), str(corpus), str(out), "--encoder", str(tiny_encoder_dir),
-        "--training.progress", "false", "--training.batch_size", "4", "--pairs.per_class", "2", "--training.epochs", "2",
+        "contrastive", str(REPO / "configs" / "contrastive.cfg"), str(corpus), str(out),
+        "--encoder", str(tiny_encoder_dir), "--training.progress", "false",
+        "--training.batch_size", "4", "--pairs.per_class", "2", "--training.epochs", "2",
         "--training.learning_rate", "0.001", "--encoder.max_length", "32", "--training.torch_threads", "1",
         "--training.select_best", "false",
     ]  # fmt: skip

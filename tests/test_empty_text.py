@@ -1,10 +1,10 @@
 """An empty text gets a real prediction, the one for a whitespace-only text (both are just
 [CLS] [SEP] to the encoder): for exclusive classes, probabilities that sum to 1, and no crash
 when a batch mixes empty and non-empty texts."""
-import pytest
-from thinc.api import Adam
 
+import pytest
 from test_phase3_pooling import TRAIN, build_pipeline, examples_for
+from thinc.api import Adam
 
 
 def trained(encoder, factory="textcat", **model_overrides):

@@ -1,4 +1,5 @@
 """Every registered function is reachable through an entry point (no --code needed)."""
+
 import re
 import subprocess
 import sys
@@ -48,7 +49,9 @@ def test_entry_points_load_in_a_fresh_process():
 
 
 def test_commands_are_mounted_in_spacy_cli():
-    out = subprocess.run([sys.executable, "-m", "spacy", "threephase", "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "spacy", "threephase", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     for command in ("data", "dae", "contrastive", "evaluate"):
         assert command in out.stdout

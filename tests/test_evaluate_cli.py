@@ -1,11 +1,11 @@
 """The evaluate command on a small trained pipeline (tiny encoder)."""
+
 import json
 
+from test_architecture import LABELS, TRAIN, make_nlp
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
-
-from test_architecture import LABELS, TRAIN, make_nlp
 
 
 def test_evaluate_writes_metrics_json_and_table(tiny_encoder_dir, tmp_path):
@@ -16,10 +16,12 @@ def test_evaluate_writes_metrics_json_and_table(tiny_encoder_dir, tmp_path):
     db = DocBin()
     for text, label in TRAIN:
         doc = nlp.make_doc(text)
-        doc.cats = {l: float(l == label) for l in LABELS}
+        doc.cats = {lab: float(lab == label) for lab in LABELS}
         db.add(doc)
     db.to_disk(tmp_path / "test.spacy")
-    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), str(tmp_path / "test.spacy"), str(tmp_path / "m")])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "model"), str(tmp_path / "test.spacy"), str(tmp_path / "m")]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["n_examples"] == len(TRAIN)
@@ -29,6 +31,8 @@ def test_evaluate_writes_metrics_json_and_table(tiny_encoder_dir, tmp_path):
 
 
 def test_evaluate_missing_model_is_one_line_error(tmp_path):
-    result = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nope"), str(tmp_path / "t.spacy"), str(tmp_path / "m")])
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "nope"), str(tmp_path / "t.spacy"), str(tmp_path / "m")]
+    )
     assert result.exit_code == 1
     assert "nope" in result.output and "Traceback" not in result.output

@@ -1,4 +1,5 @@
 """In-batch pairs for phase 2: the weighted in-batch cosine MSE loss and class-aware batches."""
+
 import math
 import time
 import tracemalloc
@@ -207,7 +208,7 @@ def _batch_has_positive(index, batch):
 
 def test_hierarchical_and_multilabel_batches_have_positives():
     rng = numpy.random.default_rng(0)
-    paths = [f"top{t}/leaf{l}" for t in range(6) for l in range(5)]
+    paths = [f"top{t}/leaf{leaf}" for t in range(6) for leaf in range(5)]
     hier = LabelIndex([[paths[k]] for k in rng.integers(0, len(paths), 3000).tolist()], hierarchical=True)
     batches = ClassBatchSampler(per_class=4)(hier, batch_size=32, seed=0)
     _check_epoch(hier, batches, 4, 32)

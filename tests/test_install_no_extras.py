@@ -6,6 +6,7 @@ scipy fails here, not on a user's machine) and that the default configs ship ins
 package: every phase reads the config that `default_config_path` finds in the installed
 package, not the repository's configs/.
 """
+
 import json
 import os
 import shutil
@@ -14,7 +15,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT, build_tiny_encoder
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,10 @@ def copy_repo(dest: Path) -> Path:
     try:
         listed = subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-            cwd=REPO_ROOT, check=True, capture_output=True, text=True,
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.split("\0")
     except (OSError, subprocess.CalledProcessError):
         outputs = ("corpus", "training", "metrics", "packages")
@@ -83,10 +86,15 @@ def test_phases_1_to_3_without_extras(tmp_path):
 
     # no extras: scipy (once an undeclared import of phase 2) is not there
     run("-c", "import importlib.util, sys; sys.exit(importlib.util.find_spec('scipy') is not None)")
-    configs = json.loads(run("-c", (
-        "import json; from spacy_threephase.configs import NAMES, default_config_path; "
-        "print(json.dumps({n: str(default_config_path(n)) for n in NAMES}))"
-    )))
+    configs = json.loads(
+        run(
+            "-c",
+            (
+                "import json; from spacy_threephase.configs import NAMES, default_config_path; "
+                "print(json.dumps({n: str(default_config_path(n)) for n in NAMES}))"
+            ),
+        )
+    )
     for path in configs.values():
         assert Path(path).is_file() and str(env_dir) in path, path  # from the installed wheel
     encoder = build_tiny_encoder(tmp_path / "encoder")
@@ -95,26 +103,72 @@ def test_phases_1_to_3_without_extras(tmp_path):
     assert (work / "corpus" / "texts.txt").exists() and (work / "corpus" / "train.spacy").exists()
 
     # phase 1 with cls pooling: phases 2 and 3 must carry it on without being told
-    run("-m", "spacy_threephase", "dae", configs["dae"], "corpus/texts.txt", "training/dae",
-        "--encoder", encoder, "--encoder.pooling", "cls", "--encoder.max_length", "32", *SMALL)
+    run(
+        "-m",
+        "spacy_threephase",
+        "dae",
+        configs["dae"],
+        "corpus/texts.txt",
+        "training/dae",
+        "--encoder",
+        encoder,
+        "--encoder.pooling",
+        "cls",
+        "--encoder.max_length",
+        "32",
+        *SMALL,
+    )
     assert json.loads((work / "training" / "dae" / "threephase.json").read_text())["pooling"] == "cls"
 
-    run("-m", "spacy_threephase", "contrastive", configs["contrastive"], "corpus", "training/contrastive",
-        "--encoder", "training/dae", "--encoder.max_length", "32", *SMALL)
+    run(
+        "-m",
+        "spacy_threephase",
+        "contrastive",
+        configs["contrastive"],
+        "corpus",
+        "training/contrastive",
+        "--encoder",
+        "training/dae",
+        "--encoder.max_length",
+        "32",
+        *SMALL,
+    )
     assert json.loads((work / "training" / "contrastive" / "threephase.json").read_text())["pooling"] == "cls"
     assert (work / "training" / "contrastive" / "model.safetensors").exists()
 
-    run("-m", "spacy", "threephase", "train", configs["textcat"], "--output", "training/textcat",
-        "--paths.train", "corpus/train.spacy", "--paths.dev", "corpus/dev.spacy",
-        "--paths.encoder", "training/contrastive", "--training.max_epochs", "2", "--training.eval_frequency", "3",
-        "--training.batcher.size", "4", "--components.textcat.model.hidden_width", "8")
+    run(
+        "-m",
+        "spacy",
+        "threephase",
+        "train",
+        configs["textcat"],
+        "--output",
+        "training/textcat",
+        "--paths.train",
+        "corpus/train.spacy",
+        "--paths.dev",
+        "corpus/dev.spacy",
+        "--paths.encoder",
+        "training/contrastive",
+        "--training.max_epochs",
+        "2",
+        "--training.eval_frequency",
+        "3",
+        "--training.batcher.size",
+        "4",
+        "--components.textcat.model.hidden_width",
+        "8",
+    )
     assert (work / "training" / "textcat" / "model-best" / "config.cfg").exists()
 
-    out = run("-c", (
-        "import json, spacy; nlp = spacy.load('training/textcat/model-best'); "
-        "print(json.dumps({'cats': nlp('wake me up at seven').cats, 'empty': nlp('').cats, "
-        "'pooling': nlp.get_pipe('textcat').model.attrs['pooling']}))"
-    ))
+    out = run(
+        "-c",
+        (
+            "import json, spacy; nlp = spacy.load('training/textcat/model-best'); "
+            "print(json.dumps({'cats': nlp('wake me up at seven').cats, 'empty': nlp('').cats, "
+            "'pooling': nlp.get_pipe('textcat').model.attrs['pooling']}))"
+        ),
+    )
     result = json.loads(out.strip().splitlines()[-1])
     assert set(result["cats"]) == {label for _, label in ROWS}
     assert sum(result["cats"].values()) == pytest.approx(1.0, abs=1e-4)

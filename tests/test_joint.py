@@ -1,15 +1,15 @@
 """Joint ablation on the tiny encoder: both losses reach the encoder, output, CLI."""
+
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from test_contrastive_train import LABELLED, write_corpus
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
 from spacy_threephase.joint.train import train_joint
-
-from test_contrastive_train import LABELLED, write_corpus
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "joint.cfg"
 FAST = {"training.progress": False, "training.batch_size": 8, "training.learning_rate": 1e-3, "encoder.max_length": 32}
@@ -23,7 +23,11 @@ def _encoder_grad(tiny_encoder_dir, tmp_path, dae_weight, cl_weight):
 
     torch.manual_seed(0)
     phase = JointPhase(write_corpus(tmp_path / f"corpus-{dae_weight}-{cl_weight}", LABELLED, LABELLED[::2]))
-    configure(phase, CONFIG, {**FAST, "joint.dae_weight": dae_weight, "joint.cl_weight": cl_weight, "imbalance.enabled": False})
+    configure(
+        phase,
+        CONFIG,
+        {**FAST, "joint.dae_weight": dae_weight, "joint.cl_weight": cl_weight, "imbalance.enabled": False},
+    )
     phase.setup()
     enc = load_encoder(str(tiny_encoder_dir), max_length=32)
     objective = phase.build(enc)
@@ -79,13 +83,25 @@ def test_cli_refuses_overwrite_and_bad_weights(tmp_path, tiny_encoder_dir):
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    base = ["joint", str(CONFIG), str(corpus), str(out), "--encoder", str(tiny_encoder_dir), "--training.progress", "false"]
+    base = [
+        "joint",
+        str(CONFIG),
+        str(corpus),
+        str(out),
+        "--encoder",
+        str(tiny_encoder_dir),
+        "--training.progress",
+        "false",
+    ]
     res = CliRunner().invoke(app, base)
     assert res.exit_code == 1 and "--overwrite" in res.output and "Traceback" not in res.output
     assert (out / "keep.txt").exists()
     res = CliRunner().invoke(app, base + ["--overwrite", "--joint.dae_weight", "0", "--joint.cl_weight", "0"])
     assert res.exit_code == 1 and "dae_weight" in res.output
-    res = CliRunner().invoke(app, base + ["--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32"])
+    res = CliRunner().invoke(
+        app,
+        base + ["--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32"],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
     summary = json.loads((out / "metrics.json").read_text())

@@ -11,7 +11,12 @@ def test_exclusive_metrics_by_hand():
     m = exclusive_metrics(gold, pred, ["a", "b", "c"])
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
-    assert m["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "f1": pytest.approx(0.8), "support": 3}
+    assert m["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": pytest.approx(2 / 3),
+        "f1": pytest.approx(0.8),
+        "support": 3,
+    }
     assert m["per_class"]["b"]["precision"] == pytest.approx(0.5)
     assert m["macro_recall"] == pytest.approx((2 / 3 + 0.5 + 1.0) / 3)
     text = format_table(m)

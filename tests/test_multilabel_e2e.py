@@ -3,6 +3,7 @@ phase 3 (`spacy threephase train` with the project's multi-label overrides, as
 `--vars.textcat_factory textcat_multilabel --vars.exclusive_classes false` passes them) and
 `evaluate`. The pipeline's cats are independent probabilities (one sigmoid per label) and the
 metrics are the multi-label ones."""
+
 import json
 import re
 import shlex
@@ -103,19 +104,69 @@ def run(tmp_path_factory, tiny_encoder_dir):
     runner = CliRunner()
     corpus = root / "corpus"
     data_out = _ok(runner.invoke(app, ["data", str(raw), str(corpus), "--overwrite"])).output
-    _ok(runner.invoke(app, [
-        "contrastive", str(CONTRASTIVE_CFG), str(corpus), str(root / "contrastive"), "--encoder", str(tiny_encoder_dir),
-        "--overwrite", "--training.epochs", "1", "--training.batch_size", "8", "--encoder.max_length", "32", "--training.progress", "false",
-    ]))
-    _ok(runner.invoke(spacy_app, [
-        "threephase", "train", str(TEXTCAT_CFG), "--output", str(root / "textcat"), "--overwrite",
-        "--paths.train", str(corpus / "train.spacy"), "--paths.dev", str(corpus / "dev.spacy"),
-        "--paths.encoder", str(root / "contrastive"), *MULTILABEL,
-        "--training.max_epochs", "4", "--training.eval_frequency", "4", "--training.batcher.size", "4",
-        "--training.optimizer.warmup_steps", "0", "--training.optimizer.learn_rate", "0.01",
-        "--components.textcat.model.hidden_width", "16", "--nlp.batch_size", "8", "--checkpoint-every", "0",
-    ]))
-    evaluated = _ok(runner.invoke(app, ["evaluate", str(root / "textcat" / "model-best"), str(corpus / "test.spacy"), str(root / "metrics")])).output
+    _ok(
+        runner.invoke(
+            app,
+            [
+                "contrastive",
+                str(CONTRASTIVE_CFG),
+                str(corpus),
+                str(root / "contrastive"),
+                "--encoder",
+                str(tiny_encoder_dir),
+                "--overwrite",
+                "--training.epochs",
+                "1",
+                "--training.batch_size",
+                "8",
+                "--encoder.max_length",
+                "32",
+                "--training.progress",
+                "false",
+            ],
+        )
+    )
+    _ok(
+        runner.invoke(
+            spacy_app,
+            [
+                "threephase",
+                "train",
+                str(TEXTCAT_CFG),
+                "--output",
+                str(root / "textcat"),
+                "--overwrite",
+                "--paths.train",
+                str(corpus / "train.spacy"),
+                "--paths.dev",
+                str(corpus / "dev.spacy"),
+                "--paths.encoder",
+                str(root / "contrastive"),
+                *MULTILABEL,
+                "--training.max_epochs",
+                "4",
+                "--training.eval_frequency",
+                "4",
+                "--training.batcher.size",
+                "4",
+                "--training.optimizer.warmup_steps",
+                "0",
+                "--training.optimizer.learn_rate",
+                "0.01",
+                "--components.textcat.model.hidden_width",
+                "16",
+                "--nlp.batch_size",
+                "8",
+                "--checkpoint-every",
+                "0",
+            ],
+        )
+    )
+    evaluated = _ok(
+        runner.invoke(
+            app, ["evaluate", str(root / "textcat" / "model-best"), str(corpus / "test.spacy"), str(root / "metrics")]
+        )
+    ).output
     return {"root": root, "corpus": corpus, "data_output": data_out, "evaluate_output": evaluated}
 
 
@@ -188,7 +239,9 @@ def test_evaluate_writes_multilabel_metrics(run):
         precision = tp / n_pred if n_pred else 0.0
         recall = tp / support
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        assert metrics["per_class"][lab] == pytest.approx({"precision": precision, "recall": recall, "f1": f1, "support": support})
+        assert metrics["per_class"][lab] == pytest.approx(
+            {"precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
     for key in ("precision", "recall", "f1"):
         assert metrics[f"macro_{key}"] == pytest.approx(numpy.mean([metrics["per_class"][lab][key] for lab in LABELS]))
     txt = (run["root"] / "metrics" / "metrics.txt").read_text(encoding="utf8")
@@ -200,7 +253,9 @@ def test_project_multilabel_switch_sets_factory_and_sigmoid():
     pairs = dict(zip(MULTILABEL[::2], MULTILABEL[1::2]))
     assert pairs["--components.textcat.factory"] == "textcat_multilabel"
     assert pairs["--components.textcat.model.exclusive_classes"] == "false"
-    assert "--vars.textcat_factory textcat_multilabel --vars.exclusive_classes false" in (REPO_ROOT / "README.md").read_text(encoding="utf8")
+    assert "--vars.textcat_factory textcat_multilabel --vars.exclusive_classes false" in (
+        REPO_ROOT / "README.md"
+    ).read_text(encoding="utf8")
 
 
 def test_phase3_dev_score_is_the_multilabel_score(run):
@@ -212,9 +267,13 @@ def test_phase3_dev_score_is_the_multilabel_score(run):
     nlp = spacy.load(run["root"] / "textcat" / "model-best")
     pipe = nlp.get_pipe("textcat")
     assert type(pipe).__name__ == "MultiLabel_TextCategorizer"
-    assert nlp.config.interpolate()["components"]["textcat"]["scorer"]["exclusive_classes"] is False  # the switch reached it
+    assert (
+        nlp.config.interpolate()["components"]["textcat"]["scorer"]["exclusive_classes"] is False
+    )  # the switch reached it
     docs = DocBin().from_disk(run["corpus"] / "test.spacy").get_docs(nlp.vocab)
     scores = nlp.evaluate([Example(nlp.make_doc(d.text), d) for d in docs])
     metrics = json.loads((run["root"] / "metrics" / "metrics.json").read_text(encoding="utf8"))
     for key in ("p", "r", "f"):
-        assert scores[f"cats_macro_{key}"] == pytest.approx(metrics[{"p": "macro_precision", "r": "macro_recall", "f": "macro_f1"}[key]])
+        assert scores[f"cats_macro_{key}"] == pytest.approx(
+            metrics[{"p": "macro_precision", "r": "macro_recall", "f": "macro_f1"}[key]]
+        )

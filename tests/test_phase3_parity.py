@@ -3,6 +3,7 @@ seed: the logger sees the same info dicts (same keys; same epochs, steps, words,
 scores at every step) and both end with the same weights. See finetune/loop.py for what
 differs on purpose (checkpoints, the extra last-step evaluation, where evaluated pipelines
 are written)."""
+
 import copy
 import io
 from pathlib import Path
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
-
-from spacy_threephase.finetune import train_pipeline
-from spacy_threephase.checkpoints import checkpoint_dir_for
 from test_phase3_resume import CONFIG, PROBE, settings, write_corpus
+
+from spacy_threephase.checkpoints import checkpoint_dir_for
+from spacy_threephase.finetune import train_pipeline
 
 RECORDED: list = []  # what the recorder logger saw, one entry per log_step call
 

@@ -1,6 +1,7 @@
 """Phase 3 pools the way phases 1-2 trained the encoder: `pooling = null` (textcat.cfg) reads
 it from the encoder directory, a contradicting explicit value is a one-line error, and a
 saved pipeline keeps its pooling even when the encoder directory is gone."""
+
 import shutil
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 """Phase 3 (`spacy threephase train`): killed with SIGKILL and started again with the same
 command, it continues from its checkpoint and ends with the weights and scores of an
 uninterrupted run; an existing output is never touched by a run that does not finish."""
+
 import hashlib
 import json
 import os
@@ -14,13 +15,13 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
+from conftest import write_docbins
 
 from spacy_threephase.callbacks import step_callback
 from spacy_threephase.checkpoints import checkpoint_dir_for
 from spacy_threephase.errors import UserError
 from spacy_threephase.finetune import train_pipeline
 from spacy_threephase.finetune.loop import PHASE
-from conftest import write_docbins
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "textcat.cfg"
@@ -58,9 +59,11 @@ def interrupt_at(n: int):
 
 # The CLI in a subprocess, each step slowed down to 0.15 s (a step callback), so that the test
 # can kill it between a checkpoint and the end.
-SLOW_CLI = ("import sys, time; from spacy_threephase.callbacks import STEP_CALLBACKS; "
-            "STEP_CALLBACKS.append(lambda phase, step, *model: time.sleep(0.15)); "
-            "from spacy_threephase.cli import main; sys.argv[0] = 'spacy_threephase'; main()")
+SLOW_CLI = (
+    "import sys, time; from spacy_threephase.callbacks import STEP_CALLBACKS; "
+    "STEP_CALLBACKS.append(lambda phase, step, *model: time.sleep(0.15)); "
+    "from spacy_threephase.cli import main; sys.argv[0] = 'spacy_threephase'; main()"
+)
 
 
 def kill_after_checkpoint(args: list, checkpoint: Path, timeout: float = 120.0) -> None:

@@ -1,6 +1,7 @@
 """Plots on the tiny encoder (skipped without matplotlib; CI installs the `plots` extra) and
 the missing-matplotlib message. The figures are checked for what they show: one point per dev
 text in every panel, at the coordinates of the projected vectors, and the confusion counts."""
+
 import json
 from collections import Counter
 
@@ -68,7 +69,7 @@ def _model_and_test_set(tmp_path, tiny_encoder_dir):
     db = DocBin()
     for text, label in TRAIN:
         doc = nlp.make_doc(text)
-        doc.cats = {l: float(l == label) for l in LABELS}
+        doc.cats = {lab: float(lab == label) for lab in LABELS}
         db.add(doc)
     db.to_disk(tmp_path / "test.spacy")
 
@@ -80,18 +81,34 @@ def test_plot_projection_and_confusion(tmp_path, tiny_encoder_dir, saved_figures
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     _model_and_test_set(tmp_path, tiny_encoder_dir)
     # evaluate writes the confusion-matrix PNG next to metrics.json and prints its path
-    res = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), str(tmp_path / "test.spacy"), str(tmp_path / "m")])
+    res = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "model"), str(tmp_path / "test.spacy"), str(tmp_path / "m")]
+    )
     assert res.exit_code == 0, res.output
     assert "confusion_matrix.png" in res.output
     _check_png(tmp_path / "m" / "confusion_matrix.png")
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     saved_figures.clear()
 
-    res = CliRunner().invoke(app, [
-        "plot", str(tmp_path / "plots"), "--corpus", str(corpus), "--base", str(tiny_encoder_dir),
-        "--dae", str(tiny_encoder_dir), "--contrastive", str(tmp_path / "missing"),
-        "--pipeline", str(tmp_path / "model"), "--metrics", str(tmp_path / "m" / "metrics.json"),
-    ])
+    res = CliRunner().invoke(
+        app,
+        [
+            "plot",
+            str(tmp_path / "plots"),
+            "--corpus",
+            str(corpus),
+            "--base",
+            str(tiny_encoder_dir),
+            "--dae",
+            str(tiny_encoder_dir),
+            "--contrastive",
+            str(tmp_path / "missing"),
+            "--pipeline",
+            str(tmp_path / "model"),
+            "--metrics",
+            str(tmp_path / "m" / "metrics.json"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "skipped" in res.output and "missing" in res.output
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["confusion_matrix.png", "projection_pca.png"]
@@ -140,10 +157,12 @@ def test_tsne_projection_has_one_point_per_dev_text(tmp_path, tiny_encoder_dir, 
     from spacy_threephase.plots import plot_run
 
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
-    written = plot_run(tmp_path / "plots", corpus, [("base encoder", "encoder", str(tiny_encoder_dir))], method="tsne", limit=10)
+    written = plot_run(
+        tmp_path / "plots", corpus, [("base encoder", "encoder", str(tiny_encoder_dir))], method="tsne", limit=10
+    )
     assert written["projection"] == tmp_path / "plots" / "projection_tsne.png" and written["skipped"] == []
     _check_png(written["projection"])
-    (fig, _), = saved_figures
+    ((fig, _),) = saved_figures
     (by_class,) = _panels(fig).values()
     assert sum(len(xy) for xy in by_class.values()) == 10  # --limit: a seeded sample of 10
     assert numpy.isfinite(numpy.concatenate(list(by_class.values()))).all()

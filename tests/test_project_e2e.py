@@ -1,5 +1,6 @@
 """End to end (slow): `spacy project run all` on the demo data, then the packaged wheel
 installed into a fresh virtual environment loads with spacy.load and predicts."""
+
 import json
 import os
 import shutil
@@ -9,7 +10,6 @@ import venv
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -33,7 +33,11 @@ def project_run(tmp_path_factory):
         [sys.executable, "-m", "spacy", "project", "run", "all", str(root)],
         # about 5 minutes on an idle 2-core machine; the limit only catches a hang (other jobs
         # competing for the cores once stretched this run past 25 minutes)
-        cwd=root, env=_env(), capture_output=True, text=True, timeout=3600,
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=3600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return root
@@ -66,7 +70,9 @@ def test_packaged_wheel_loads_in_fresh_environment(project_run, tmp_path):
         "import spacy, json; nlp = spacy.load(%r); "
         "cats = nlp('wake me up at seven tomorrow morning').cats; print(json.dumps(cats))" % name
     )
-    out = subprocess.run([str(py), "-c", code], check=True, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    out = subprocess.run(
+        [str(py), "-c", code], check=True, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     cats = json.loads(out.stdout.strip().splitlines()[-1])
     labels = json.loads((project_run / "corpus" / "labels.json").read_text())["labels"]
     assert set(cats) == set(labels)

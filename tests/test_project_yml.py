@@ -1,6 +1,7 @@
 """project.yml as weasel reads it: every dependency of every command is a file that is in the
 repository or that an earlier command of one of the workflows writes (a missing one makes
 `spacy project run` stop with "Missing dependency")."""
+
 from pathlib import Path
 
 from weasel.util import load_project_config

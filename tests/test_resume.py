@@ -1,8 +1,8 @@
 """Faults: phases 1 and 2 killed with SIGKILL mid-run resume from their checkpoint and end
 with the same weights as an uninterrupted run; a killed run never damages an existing output."""
+
 import hashlib
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -12,21 +12,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import TINY_TEXTS
+from safetensors.torch import load_file
 from test_contrastive_train import LABELLED
 from test_contrastive_train import write_corpus as write_labelled_corpus
+
+from spacy_threephase.checkpoints import checkpoint_dir_for
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
 from spacy_threephase.errors import UserError
-from spacy_threephase.checkpoints import checkpoint_dir_for
 
 REPO = Path(__file__).resolve().parents[1]
 DAE_CONFIG = REPO / "configs" / "dae.cfg"
 CL_CONFIG = REPO / "configs" / "contrastive.cfg"
 
-DAE_SETTINGS = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32, "training.checkpoint_every": 2}
+DAE_SETTINGS = {
+    "training.progress": False,
+    "training.batch_size": 4,
+    "training.epochs": 2,
+    "encoder.max_length": 32,
+    "training.checkpoint_every": 2,
+}
 CL_SETTINGS = {
     "training.progress": False,
     "training.batch_size": 4,  # class batches of 2 x 2 texts: 4 classes x 2 chunks = 4 steps per epoch
@@ -101,7 +107,19 @@ def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path
     out = tmp_path / "out"
     shutil.copytree(tiny_encoder_dir, out)
     before = digest(out)
-    cmd = [sys.executable, "-m", "spacy_threephase", "dae", str(DAE_CONFIG), str(texts), str(out), "--encoder", str(tiny_encoder_dir), "--overwrite", *cli_args(DAE_SETTINGS)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "spacy_threephase",
+        "dae",
+        str(DAE_CONFIG),
+        str(texts),
+        str(out),
+        "--encoder",
+        str(tiny_encoder_dir),
+        "--overwrite",
+        *cli_args(DAE_SETTINGS),
+    ]
     checkpoint = checkpoint_dir_for(out) / "checkpoint.json"
     kill_after_checkpoint(cmd, checkpoint)
     assert digest(out) == before  # no half-written model where the good one was
@@ -111,7 +129,9 @@ def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path
     assert_same_weights(out, ref)
     assert len((out / "training_log.jsonl").read_text().splitlines()) == 2  # both epochs logged
     assert not checkpoint_dir_for(out).exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]  # the killed run's leftovers are cleaned
+    assert not [
+        p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")
+    ]  # the killed run's leftovers are cleaned
 
 
 class Interrupted(BaseException):
@@ -135,7 +155,8 @@ def checkpoint_step(out: Path) -> int:
 
 def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path, monkeypatch, capsys):
     """In-process (the SIGKILL path is covered for phase 1 above): an interruption after step 7
-    (epoch 2; last checkpoint: step 6, after epoch 1's dev evaluation) leaves no output and no temporary directory; the same call again
+    (epoch 2; last checkpoint: step 6, after epoch 1's dev evaluation) leaves no output and no
+    temporary directory; the same call again
     resumes and gives the weights and metrics of an uninterrupted run."""
     corpus = write_corpus(tmp_path / "corpus")
     train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
@@ -151,8 +172,13 @@ def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_
     train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     assert "resuming from" in capsys.readouterr().err
     assert_same_weights(out, tmp_path / "ref")
-    strip = lambda m: {**{k: v for k, v in m.items() if k != "eval_seconds"}, "epochs": [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]}
-    assert strip(json.loads((out / "metrics.json").read_text())) == strip(json.loads((tmp_path / "ref" / "metrics.json").read_text()))
+    strip = lambda m: {
+        **{k: v for k, v in m.items() if k != "eval_seconds"},
+        "epochs": [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]],
+    }
+    assert strip(json.loads((out / "metrics.json").read_text())) == strip(
+        json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    )
     assert not checkpoint_dir_for(out).exists()
 
 
@@ -163,11 +189,12 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
     """Joint (both losses, its own DAE batch stream and noise RNG): interrupted in epoch 2
     after the checkpoint at step 6, the same call resumes and ends with the weights and
     per-epoch losses of an uninterrupted run."""
-    import spacy_threephase.training as training
     from spacy_threephase.joint.train import train_joint
 
     corpus = write_corpus(tmp_path / "corpus")
-    (corpus / "texts.txt").write_text("\n".join(TINY_TEXTS * 2) + "\n", encoding="utf8")  # 24 DAE texts: rounds span epochs
+    (corpus / "texts.txt").write_text(
+        "\n".join(TINY_TEXTS * 2) + "\n", encoding="utf8"
+    )  # 24 DAE texts: rounds span epochs
     settings = {**CL_SETTINGS, "joint.dae_batch_size": 5}
     train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
     out = tmp_path / "out"
@@ -180,7 +207,9 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
     train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
     assert_same_weights(out, tmp_path / "ref")
     strip = lambda m: [{k: v for k, v in e.items() if k != "seconds"} for e in m["epochs"]]
-    assert strip(json.loads((out / "metrics.json").read_text())) == strip(json.loads((tmp_path / "ref" / "metrics.json").read_text()))
+    assert strip(json.loads((out / "metrics.json").read_text())) == strip(
+        json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    )
     assert not checkpoint_dir_for(out).exists()
 
 
@@ -197,7 +226,9 @@ def test_checkpoint_of_other_inputs_is_not_used(tiny_encoder_dir, tmp_path):
     train_dae(DAE_CONFIG, texts, out, encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS)  # auto: starts again
     assert out.exists() and not ckpt.exists()
     with pytest.raises(UserError, match="no checkpoint"):
-        train_dae(DAE_CONFIG, texts, tmp_path / "out2", encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True)
+        train_dae(
+            DAE_CONFIG, texts, tmp_path / "out2", encoder=str(tiny_encoder_dir), overrides=DAE_SETTINGS, resume=True
+        )
 
 
 def test_resume_never_replaces_a_finished_output_without_overwrite(tiny_encoder_dir, tmp_path):

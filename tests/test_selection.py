@@ -1,15 +1,16 @@
 """Selection in phases 1, 2 (and Joint, same engine): the input encoder is a candidate, the best
 candidate's weights are the ones written, phase 1 selects on dev, selection survives resume."""
+
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import TINY_TEXTS
+from safetensors.torch import load_file
 from test_contrastive_train import LABELLED, write_corpus
+
 from spacy_threephase.callbacks import step_callback
 from spacy_threephase.contrastive.train import train_contrastive
 from spacy_threephase.dae.train import train_dae
@@ -17,8 +18,15 @@ from spacy_threephase.dae.train import train_dae
 REPO = Path(__file__).resolve().parents[1]
 DAE_CONFIG = REPO / "configs" / "dae.cfg"
 CL_CONFIG = REPO / "configs" / "contrastive.cfg"
-CL = {"training.progress": False, "training.batch_size": 4, "training.epochs": 3, "training.learning_rate": 3e-3,
-      "encoder.max_length": 32, "training.eval_steps": 1, "pairs.per_class": 2}
+CL = {
+    "training.progress": False,
+    "training.batch_size": 4,
+    "training.epochs": 3,
+    "training.learning_rate": 3e-3,
+    "encoder.max_length": 32,
+    "training.eval_steps": 1,
+    "pairs.per_class": 2,
+}
 DAE = {"training.progress": False, "training.batch_size": 4, "encoder.max_length": 32, "training.epochs": 2}
 
 
@@ -39,8 +47,13 @@ def test_a_phase_that_only_makes_dev_worse_writes_its_input_unchanged(tiny_encod
     than the input's held-out reconstruction loss, so the input's weights are written."""
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS * 4) + "\n", encoding="utf8")  # 48 texts: 2 held out
-    out = train_dae(DAE_CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir),
-                    overrides={**DAE, "training.learning_rate": 1.0, "training.epochs": 1, "training.heldout_fraction": 0.1})
+    out = train_dae(
+        DAE_CONFIG,
+        texts,
+        tmp_path / "out",
+        encoder=str(tiny_encoder_dir),
+        overrides={**DAE, "training.learning_rate": 1.0, "training.epochs": 1, "training.heldout_fraction": 0.1},
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     baseline, *later = metrics["evaluations"]
     assert baseline["step"] == 0 and later and all(e["score"] < baseline["score"] for e in later)
@@ -65,9 +78,18 @@ def test_phase1_selects_on_dev_knn_and_writes_the_best_steps_weights(tiny_encode
     texts.write_text("\n".join(t for t, _ in LABELLED) + "\n", encoding="utf8")
     seen = {}
     with step_callback(lambda phase, step, model: seen.__setitem__(step, digest(model.state_dict()))):
-        out = train_dae(DAE_CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir),
-                        overrides={**DAE, "training.learning_rate": 2e-3, "training.eval_steps": 1,
-                                   "training.dev_corpus": str(corpus)})
+        out = train_dae(
+            DAE_CONFIG,
+            texts,
+            tmp_path / "out",
+            encoder=str(tiny_encoder_dir),
+            overrides={
+                **DAE,
+                "training.learning_rate": 2e-3,
+                "training.eval_steps": 1,
+                "training.dev_corpus": str(corpus),
+            },
+        )
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["selection_score"] == "dev knn_acc" and metrics["heldout_texts"] == 0
     assert [e["step"] for e in metrics["evaluations"]] == list(range(0, metrics["steps"] + 1))
@@ -123,8 +145,13 @@ def test_selection_can_be_switched_off(tiny_encoder_dir, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED[1::2])
     seen = {}
     with step_callback(lambda phase, step, model: seen.__setitem__(step, digest(model.state_dict()))):
-        m = train_contrastive(CL_CONFIG, corpus, tmp_path / "out", encoder=str(tiny_encoder_dir),
-                              overrides={**CL, "training.select_best": False})
+        m = train_contrastive(
+            CL_CONFIG,
+            corpus,
+            tmp_path / "out",
+            encoder=str(tiny_encoder_dir),
+            overrides={**CL, "training.select_best": False},
+        )
     assert m["evaluations"][0]["step"] > 0 and m["selection"]["kept_input"] is False
     assert digest(weights(tmp_path / "out")) == seen[m["steps"]]
 
@@ -142,7 +169,12 @@ def test_evaluations_use_bounded_samples_of_train_and_dev(tiny_encoder_dir, tmp_
     assert stratified_subset(train, 0, seed=0) is train and stratified_subset(train, 100, seed=0) is train
     for config in (CL_CONFIG, paper_cl_config):
         settings = {k: v for k, v in CL.items() if config == CL_CONFIG or not k.startswith("pairs.")}
-        m = train_contrastive(config, corpus, tmp_path / f"out-{config.stem}", encoder=str(tiny_encoder_dir),
-                              overrides={**settings, "training.epochs": 1, "training.knn_max_train": 4, "training.knn_max_dev": 5})
+        m = train_contrastive(
+            config,
+            corpus,
+            tmp_path / f"out-{config.stem}",
+            encoder=str(tiny_encoder_dir),
+            overrides={**settings, "training.epochs": 1, "training.knn_max_train": 4, "training.knn_max_dev": 5},
+        )
         assert m["evaluations"] and all(0 <= e["metrics"]["knn_acc"] <= 1 for e in m["evaluations"])
         assert "spearman" in m["evaluations"][0]["metrics"]

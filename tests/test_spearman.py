@@ -1,4 +1,5 @@
 """Phase 2's dev-pair Spearman correlation is computed in numpy (scipy is no dependency)."""
+
 import math
 import random
 

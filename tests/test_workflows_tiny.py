@@ -5,6 +5,7 @@ substituted, with the data, the encoder and small-budget configs passed as vars,
 `spacy project run WORKFLOW . --vars.NAME VALUE` would), in-process through the same CLI
 apps (`python -m spacy_threephase` and `python -m spacy threephase`). A slow test runs the
 two workflows with `spacy project run` itself."""
+
 import json
 import os
 import re
@@ -25,11 +26,22 @@ PROJECT = srsly.read_yaml(REPO_ROOT / "project.yml")
 LABELS = sorted({label for _, label in TRAIN})
 # small budgets, written into copies of the project's configs
 TEXTCAT_BUDGET = {
-    "training.max_epochs": 3, "training.eval_frequency": 4, "training.patience": 0, "training.batcher.size": 4,
-    "training.optimizer.warmup_steps": 0, "components.textcat.model.hidden_width": 16, "nlp.batch_size": 8,
+    "training.max_epochs": 3,
+    "training.eval_frequency": 4,
+    "training.patience": 0,
+    "training.batcher.size": 4,
+    "training.optimizer.warmup_steps": 0,
+    "components.textcat.model.hidden_width": 16,
+    "nlp.batch_size": 8,
 }
 # select_best off: the trained weights are written even where the input encoder scores as well
-JOINT_BUDGET = {"training.epochs": 1, "training.batch_size": 8, "training.progress": False, "encoder.max_length": 32, "training.select_best": False}
+JOINT_BUDGET = {
+    "training.epochs": 1,
+    "training.batch_size": 8,
+    "training.progress": False,
+    "encoder.max_length": 32,
+    "training.select_best": False,
+}
 
 
 def _tiny_config(src: Path, dest: Path, overrides) -> Path:
@@ -50,7 +62,10 @@ def _setup(root: Path, encoder: Path):
     textcat = _tiny_config(REPO_ROOT / "configs" / "textcat.cfg", root / "tiny_configs" / "textcat.cfg", TEXTCAT_BUDGET)
     joint = _tiny_config(REPO_ROOT / "configs" / "joint.cfg", root / "tiny_configs" / "joint.cfg", JOINT_BUDGET)
     return {
-        "data": str(raw), "encoder": str(encoder), "textcat_config": str(textcat), "joint_config": str(joint),
+        "data": str(raw),
+        "encoder": str(encoder),
+        "textcat_config": str(textcat),
+        "joint_config": str(joint),
         "head_learn_rate": 0.01,  # train-* pass it on the command line
     }
 
@@ -110,7 +125,11 @@ def _check_pipeline_and_metrics(root: Path, model_dir: str, metrics_dir: str, en
         cats = nlp(text).cats
         assert sorted(cats) == LABELS and sum(cats.values()) == pytest.approx(1.0, abs=1e-5)
     metrics = json.loads((root / metrics_dir / "metrics.json").read_text(encoding="utf8"))
-    assert metrics["n_examples"] == len(TEST) and metrics["labels"] == sorted(metrics["labels"]) and sorted(metrics["labels"]) == LABELS
+    assert (
+        metrics["n_examples"] == len(TEST)
+        and metrics["labels"] == sorted(metrics["labels"])
+        and sorted(metrics["labels"]) == LABELS
+    )
     for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1"):
         assert 0.0 <= metrics[key] <= 1.0
     cm = metrics["confusion_matrix"]
@@ -169,7 +188,12 @@ def test_ft_and_joint_with_spacy_project_run(tmp_path, tiny_encoder_dir):
     for workflow in ("ft", "joint"):
         proc = subprocess.run(
             [sys.executable, "-m", "spacy", "project", "run", workflow, str(root), *args],
-            cwd=root, env=env, capture_output=True, text=True, timeout=1200, check=False,
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
         )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     _check_corpus(root)
