@@ -141,6 +141,12 @@ def run_phase(
     return summary
 
 
+def read_log(output_dir: Union[str, Path]) -> List[dict]:
+    """The per-epoch records a phase wrote to OUTPUT_DIR/training_log.jsonl."""
+    path = Path(output_dir) / LOG_FILE
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]
+
+
 def configure(
     phase: Phase,
     config_path: Union[str, Path],

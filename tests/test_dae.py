@@ -8,9 +8,9 @@ import torch
 from conftest import TINY_TEXTS
 
 from spacy_threephase.dae import DenoisingAutoEncoder, build_decoder, train_dae
-from spacy_threephase.dae.train import read_log
 from spacy_threephase.encoder import load_encoder, tokenize
 from spacy_threephase.errors import UserError
+from spacy_threephase.phase import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dae.cfg"

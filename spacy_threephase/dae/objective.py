@@ -7,7 +7,7 @@ reconstruction loss of the DenoisingAutoEncoder.
 """
 
 import random
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 import torch
 from torch import nn
@@ -54,14 +54,6 @@ class DAEObjective(nn.Module):
 
     def forward(self, batch: List[int]) -> torch.Tensor:
         return self.loss(batch, self.noise_stream.rng)
-
-
-def split_heldout(n: int, held: int, seed: int) -> Tuple[List[int], List[int]]:
-    """(held-out, training) text indices: a fixed random share of `held` texts, chosen by the seed."""
-    order = list(range(n))
-    if held:
-        random.Random(f"heldout-{seed}").shuffle(order)
-    return sorted(order[:held]), sorted(order[held:])
 
 
 class HeldOutLoss:

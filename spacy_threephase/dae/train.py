@@ -1,15 +1,16 @@
 """`train_dae`: phase 1 as a Phase of the shared driver (texts -> adapted encoder directory)."""
 
-import json
 from pathlib import Path
-from typing import Any, Dict, List, Union
+from typing import Union
 
 from ..batching import bucketed_batches, count_batches
-from ..phase import LOG_FILE, REGISTERED, Phase, run_phase
+from ..contrastive.corpus import load_train_dev
+from ..contrastive.dev import knn_evaluator
+from ..phase import REGISTERED, Phase, run_phase
 from ..settings import DAETrainingSection, EncoderSection
 from .model import DenoisingAutoEncoder, build_decoder
-from .objective import DAEObjective, HeldOutLoss, split_heldout
-from .texts import read_texts
+from .objective import DAEObjective, HeldOutLoss
+from .texts import read_texts, split_heldout
 
 
 class DAEPhase(Phase):
@@ -20,67 +21,39 @@ class DAEPhase(Phase):
         self.inputs = [Path(texts_path)]
 
     def setup(self) -> None:
-        t = self.settings["training"]
-        counts: Dict[str, int] = {}
-        self.texts = read_texts(self.inputs[0], counts)
-        if counts.get("blank"):
-            self.say(
-                f"{self.inputs[0]}: skipped {counts['blank']} blank or whitespace-only lines; "
-                f"training on {len(self.texts)} texts"
-            )
-        self.dev = None
-        if t.dev_corpus:
-            from ..contrastive.corpus import load_train_dev
-
-            self.inputs.append(Path(t.dev_corpus))
-            _, self.dev_train, self.dev, _ = load_train_dev(t.dev_corpus, t.dev_fraction, t.seed, self.name)
-        held = min(t.heldout_max, int(t.heldout_fraction * len(self.texts))) if t.select_best and not self.dev else 0
-        self.heldout, self.train_items = split_heldout(len(self.texts), held, t.seed)
+        t, self.texts = self.settings["training"], read_texts(self.inputs[0], self.say)
+        # with labels, selection scores dev k-NN accuracy; without, a held-out share's reconstruction
+        labelled = load_train_dev(t.dev_corpus, t.dev_fraction, t.seed, self.name) if t.dev_corpus else None
+        self.dev_train, self.dev = labelled[1:3] if labelled else (None, None)
+        self.inputs += [Path(t.dev_corpus)] if labelled else []
+        self.heldout, self.train_items = split_heldout(len(self.texts), t, labelled=self.dev is not None)
 
     def build(self, enc):
-        t = self.settings["training"]
-        decoder = build_decoder(enc.path, enc.model, name=self.settings["encoder"].name)
+        t, decoder = self.settings["training"], build_decoder(enc.path, enc.model, name=enc.name)
         dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
         self.objective = DAEObjective(dae, enc.tokenizer, enc.max_length, self.texts, self.settings["noise"], t.seed)
         self.checkpointed = [self.objective.noise_stream]
         self.steps_per_epoch = count_batches(len(self.train_items), t.batch_size, t.bucket_batches)
         return self.objective
 
-    def make_batches(self, epoch: int) -> List[List[int]]:
-        t = self.settings["training"]
+    def make_batches(self, epoch: int):
+        t, items = self.settings["training"], self.train_items
         self.objective.noise_stream.start_epoch(epoch)
-        lengths = self.objective.clean.lengths[self.train_items]
-        return [
-            [self.train_items[i] for i in b]
-            for b in bucketed_batches(lengths, t.batch_size, t.seed + epoch, t.bucket_batches)
-        ]
+        batches = bucketed_batches(self.objective.clean.lengths[items], t.batch_size, t.seed + epoch, t.bucket_batches)
+        return [[items[i] for i in b] for b in batches]
 
     def evaluator(self, enc, device):
         t = self.settings["training"]
         if self.dev is not None:
-            from ..contrastive.dev import knn_evaluator
-
             return knn_evaluator(enc, device, self.dev_train, self.dev, t)
         return HeldOutLoss(self.objective, self.heldout, t.eval_batch_size, t.seed) if self.heldout else None
 
-    def summary(self) -> Dict[str, Any]:
-        return {
-            "texts": len(self.texts),
-            "train_texts": len(self.train_items),
-            "heldout_texts": len(self.heldout),
-            "selection_score": "dev knn_acc" if self.dev is not None else "-heldout_loss",
-        }
+    def summary(self):
+        score = "dev knn_acc" if self.dev is not None else "-heldout_loss" if self.heldout else None
+        return {"texts": len(self.texts), "heldout_texts": len(self.heldout), "selection_score": score}
 
 
-def train_dae(
-    config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], **options
-) -> Path:
-    """Phase 1: adapt the encoder to the texts (one per line); write it to `output_dir`.
-    options: encoder, overrides, overwrite, resume (see phase.run_phase)."""
+def train_dae(config_path: Union[str, Path], texts_path: Union[str, Path], output_dir: Union[str, Path], **options):
+    """Phase 1 on the texts (one per line) -> `output_dir` (options: encoder, overrides, overwrite, resume)."""
     run_phase(DAEPhase(texts_path), config_path, output_dir, **options)
     return Path(output_dir)
-
-
-def read_log(output_dir: Union[str, Path]) -> List[dict]:
-    path = Path(output_dir) / LOG_FILE
-    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line.strip()]

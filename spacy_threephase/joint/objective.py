@@ -71,6 +71,16 @@ class _Batch(tuple):
         return len(self[1])
 
 
+def build_joint_objective(enc, task: ContrastiveTask, dae_texts: Sequence[str], settings) -> JointObjective:
+    """The shared encoder, its tied DAE decoder (noise stream seeded apart from phase 1's) and the task."""
+    from ..dae.model import DenoisingAutoEncoder, build_decoder
+
+    t, j = settings["training"], settings["joint"]
+    dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model, name=enc.name), enc.pooling)
+    noise = DAEObjective(dae, enc.tokenizer, enc.max_length, dae_texts, settings["noise"], t.seed + 1)
+    return JointObjective(noise, task, enc.pooling, dae_weight=j.dae_weight, cl_weight=j.cl_weight)
+
+
 def dae_stream_batch(n: int, size: int, position: int, seed: int) -> List[int]:
     """The `position`-th DAE batch of `size` from a stream over range(n), reshuffled each round."""
     out, orders = [], {}
