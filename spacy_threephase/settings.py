@@ -7,7 +7,7 @@ file, the section and the key. A boolean is never accepted where a number is exp
 
 from typing import Any, Dict, Optional, Type, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
 
@@ -44,56 +44,36 @@ class EncoderSection(Section):
 class TrainingSection(Section):
     """`[training]` of every PyTorch phase (1, 2 and Joint)."""
 
-    epochs: int = 1
-    batch_size: int = 16
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(16, ge=1)
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = 1.0
-    max_steps: int = 0  # 0 = no limit beyond `epochs`
+    max_steps: int = Field(0, ge=0)  # 0 = no limit beyond `epochs`
     seed: int = 0
     gpu_id: int = -1  # -1 = CPU; >= 0 = use CUDA (that device in a one-process run)
     mixed_precision: bool = True  # only used on CUDA (bf16 where supported, else fp16)
     progress: bool = True
-    checkpoint_every: int = 500  # steps between resumable checkpoints; 0 = none
-    torch_threads: int = 0  # CPU threads for torch; 0 = torch's default
+    checkpoint_every: int = Field(500, ge=0)  # steps between resumable checkpoints; 0 = none
+    torch_threads: int = Field(0, ge=0)  # CPU threads for torch; 0 = torch's default
     # Model selection: the encoder the phase starts from is scored on dev first and is a
     # candidate; then every `eval_steps` steps (0: `evals_per_epoch` times an epoch) and at
     # the end. The best candidate is written, which may be the input encoder unchanged.
     select_best: bool = True
-    evals_per_epoch: int = 2
-    eval_steps: int = 0
-    eval_batch_size: int = 64
-    knn_k: int = 5  # k of the dev k-NN accuracy (the selection score with labels)
+    evals_per_epoch: int = Field(2, ge=1)
+    eval_steps: int = Field(0, ge=0)
+    eval_batch_size: int = Field(64, ge=1)
+    knn_k: int = Field(5, ge=1)  # k of the dev k-NN accuracy (the selection score with labels)
     # Evaluation cost is bounded: neighbours from at most knn_max_train train texts, scored on at
     # most knn_max_dev dev texts (stratified samples, fixed by the seed); 0 = all.
-    knn_max_train: int = 2000
-    knn_max_dev: int = 1000
-    dev_fraction: float = 0.1  # share of train carved off as dev when the corpus has no dev.jsonl
+    knn_max_train: int = Field(2000, ge=0)
+    knn_max_dev: int = Field(1000, ge=0)
+    # share of train carved off as dev when the corpus has no dev.jsonl
+    dev_fraction: float = Field(0.1, ge=0, lt=1)
     # Length-bucketed batches: texts are sorted by length within chunks of this many batches
     # (then the batches are shuffled), so that little is computed for padding. 1 = random batches.
-    bucket_batches: int = 50
-
-    @field_validator("epochs", "batch_size", "evals_per_epoch", "eval_batch_size", "knn_k", "bucket_batches")
-    @classmethod
-    def _positive(cls, value):
-        if value < 1:
-            raise ValueError("must be at least 1")
-        return value
-
-    @field_validator("max_steps", "checkpoint_every", "torch_threads", "eval_steps", "knn_max_train", "knn_max_dev")
-    @classmethod
-    def _non_negative(cls, value):
-        if value < 0:
-            raise ValueError("must be 0 or more")
-        return value
-
-    @field_validator("dev_fraction", "warmup_ratio")
-    @classmethod
-    def _fraction(cls, value):
-        if not 0 <= value < 1:
-            raise ValueError("must be between 0 and 1")
-        return value
+    bucket_batches: int = Field(50, ge=1)
 
 
 class DAETrainingSection(TrainingSection):
@@ -105,8 +85,8 @@ class DAETrainingSection(TrainingSection):
     # null: hold out `heldout_fraction` of the texts (at most `heldout_max`) and select on
     # their reconstruction loss (a fixed corruption, so the score is comparable).
     dev_corpus: Optional[str] = None
-    heldout_fraction: float = 0.05
-    heldout_max: int = 500
+    heldout_fraction: float = Field(0.05, ge=0, lt=1)
+    heldout_max: int = Field(500, ge=0)
 
 
 class ContrastiveTrainingSection(TrainingSection):
@@ -119,18 +99,11 @@ class ContrastiveTrainingSection(TrainingSection):
 class JointSection(Section):
     """`[joint]`: the weights of the two losses and where the DAE texts come from."""
 
-    dae_weight: float = 1.0
-    cl_weight: float = 1.0
+    dae_weight: float = Field(1.0, ge=0)
+    cl_weight: float = Field(1.0, ge=0)
     # "auto" = CORPUS_DIR/texts.txt when present, else the train texts; "train"; or a texts file
     dae_texts: str = "auto"
-    dae_batch_size: int = 0  # 0 = [training] batch_size
-
-    @field_validator("dae_weight", "cl_weight", "dae_batch_size")
-    @classmethod
-    def _non_negative(cls, value):
-        if value < 0:
-            raise ValueError("must be 0 or more")
-        return value
+    dae_batch_size: int = Field(0, ge=0)  # 0 = [training] batch_size
 
     @model_validator(mode="after")
     def _some_loss(self):
@@ -149,7 +122,7 @@ def parse_section(model: Type[M], section: Optional[Dict[str, Any]], where: str)
 
 def describe(err: ValidationError, model: Type[BaseModel]) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first.get("loc", ())) or "?"
+    key = ".".join(str(p) for p in first.get("loc", ()))
     if first.get("type") == "extra_forbidden":
         return f"unknown setting {key!r}; known settings: {', '.join(model.model_fields)}"
     kind = first.get("type", "")
@@ -160,5 +133,8 @@ def describe(err: ValidationError, model: Type[BaseModel]) -> str:
         return f"{key} must be a number, got {value!r}"
     if kind.startswith("bool"):
         return f"{key} must be true or false, got {value!r}"
+    bounds = {"greater_than_equal": "at least {ge}", "less_than": "less than {lt}", "greater_than": "more than {gt}"}
+    if kind in bounds:
+        return f"{key} must be {bounds[kind].format(**first.get('ctx', {}))}, got {value!r}"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    return f"{key} {message}, got {value!r}"
+    return f"{key} {message}, got {value!r}" if key else message

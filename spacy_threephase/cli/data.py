@@ -12,6 +12,7 @@ from ._app import app, friendly_errors
 @app.command("data")
 @friendly_errors
 def data_command(
+    ctx: typer.Context,
     source: str = typer.Argument(
         ..., help="Directory with train.(jsonl|csv|tsv) [+ dev, test], one file, or a Hugging Face dataset id (hf:NAME)"
     ),
@@ -37,20 +38,7 @@ def data_command(
     ),
 ) -> None:
     """Read a data set and write train/dev/test .spacy files plus texts.txt for phase 1."""
-    stats = convert_dataset(
-        source,
-        output_dir,
-        text_field=text_field,
-        label_field=label_field,
-        label_sep=label_sep,
-        hf_config=hf_config,
-        dev_ratio=dev_ratio,
-        test_ratio=test_ratio,
-        seed=seed,
-        overwrite=overwrite,
-        lang=lang,
-        hierarchical=hierarchical,
-    )
+    stats = convert_dataset(**ctx.params)  # the command's options are its keyword arguments
     typer.echo(format_summary(stats))
 
 
