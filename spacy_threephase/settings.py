@@ -61,6 +61,9 @@ class TrainingSection(Section):
     # candidate; then every `eval_steps` steps (0: `evals_per_epoch` times an epoch) and at
     # the end. The best candidate is written, which may be the input encoder unchanged.
     select_best: bool = True
+    # stop after this many evaluations in a row without a new best (0 = never): a phase that
+    # only makes the encoder worse on dev stops early and hands on its input unchanged
+    patience: int = Field(3, ge=0)
     evals_per_epoch: int = Field(2, ge=1)
     eval_steps: int = Field(0, ge=0)
     eval_batch_size: int = Field(64, ge=1)

@@ -141,6 +141,14 @@ class Trainer:
         return self.accelerator.is_main_process
 
     @property
+    def out_of_patience(self) -> bool:
+        """`patience` evaluations in a row without a new best (selection on)."""
+        s = self.settings
+        if not (s.select_best and s.patience and self.best is not None):
+            return False
+        return sum(e.step > self.best.step for e in self.evaluations) >= s.patience
+
+    @property
     def kept_input(self) -> bool:
         """True when selection kept the encoder the phase started from."""
         return self.best is not None and self.best.step == 0
@@ -210,7 +218,10 @@ class Trainer:
                 if evaluate is not None and (last or due):
                     scored = self._evaluate(evaluate, self.step, per_rank)
                     self.wrapped.train()
-                if last:
+                    if self.out_of_patience:
+                        self.say(f"{s.patience} evaluations without a new best: stopping at step {self.step}")
+                        done = True
+                if last or done:
                     self._finish_epoch(epoch, totals, scored)
                 if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not done:
                     self._save(epoch, i + 1, totals)  # after an epoch's last batch: resume skips it whole

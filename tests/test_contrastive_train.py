@@ -26,7 +26,13 @@ LABELLED = [
     ("turn off the alarm please", "Alarm"),
 ]
 
-FAST = {"training.progress": False, "training.batch_size": 8, "training.learning_rate": 1e-3, "encoder.max_length": 32}
+FAST = {
+    "training.progress": False,
+    "training.batch_size": 8,
+    "training.learning_rate": 1e-3,
+    "encoder.max_length": 32,
+    "training.patience": 0,  # the tests count epochs
+}
 
 
 def write_corpus(path: Path, rows, dev_rows=None, meta=True):

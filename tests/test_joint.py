@@ -12,7 +12,13 @@ from spacy_threephase.cli import app
 from spacy_threephase.joint.train import train_joint
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "joint.cfg"
-FAST = {"training.progress": False, "training.batch_size": 8, "training.learning_rate": 1e-3, "encoder.max_length": 32}
+FAST = {
+    "training.progress": False,
+    "training.batch_size": 8,
+    "training.learning_rate": 1e-3,
+    "encoder.max_length": 32,
+    "training.patience": 0,  # the tests count epochs
+}
 
 
 def _encoder_grad(tiny_encoder_dir, tmp_path, dae_weight, cl_weight):

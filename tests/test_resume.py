@@ -32,6 +32,7 @@ DAE_SETTINGS = {
     "training.epochs": 2,
     "encoder.max_length": 32,
     "training.checkpoint_every": 2,
+    "training.patience": 0,  # run every step: the interruption must come before the end
 }
 CL_SETTINGS = {
     "training.progress": False,
@@ -41,6 +42,7 @@ CL_SETTINGS = {
     "training.learning_rate": 1e-3,
     "encoder.max_length": 32,
     "training.checkpoint_every": 2,
+    "training.patience": 0,  # run every step: the interruption must come before the end
 }
 
 

@@ -26,6 +26,7 @@ CL = {
     "encoder.max_length": 32,
     "training.eval_steps": 1,
     "pairs.per_class": 2,
+    "training.patience": 0,  # every step evaluated and trained: the tests follow the whole run
 }
 DAE = {"training.progress": False, "training.batch_size": 4, "encoder.max_length": 32, "training.epochs": 2}
 
@@ -178,3 +179,19 @@ def test_evaluations_use_bounded_samples_of_train_and_dev(tiny_encoder_dir, tmp_
         )
         assert m["evaluations"] and all(0 <= e["metrics"]["knn_acc"] <= 1 for e in m["evaluations"])
         assert "spearman" in m["evaluations"][0]["metrics"]
+
+
+def test_patience_stops_a_phase_that_stops_improving(tiny_encoder_dir, tmp_path, capsys):
+    """With patience 2 and an evaluation every step, a destructive phase 1 stops after the
+    second evaluation without a new best (step 2 of 11) and writes its input unchanged."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(TINY_TEXTS * 4) + "\n", encoding="utf8")
+    settings = {**DAE, "training.learning_rate": 1.0, "training.epochs": 1, "training.heldout_fraction": 0.1}
+    settings.update({"training.eval_steps": 1, "training.patience": 2})
+    out = train_dae(DAE_CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=settings)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["steps"] == 2 and [e["step"] for e in metrics["evaluations"]] == [0, 1, 2]
+    assert metrics["selection"]["kept_input"] and len(metrics["epochs"]) == 1 and metrics["epochs"][0]["steps"] == 2
+    assert "2 evaluations without a new best: stopping at step 2" in capsys.readouterr().err
+    before, after = weights(tiny_encoder_dir), weights(out)
+    assert all(torch.equal(before[k], after[k]) for k in before)
