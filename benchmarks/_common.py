@@ -101,3 +101,36 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
         f"torch threads {torch.get_num_threads()}"
     )
+
+
+def git_commit(repo: Path = REPO) -> str:
+    """`git rev-parse HEAD` of the repository (+ " (uncommitted changes)" when tracked files differ), or "unknown"."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    try:
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        dirty = ""
+    return head + (" (uncommitted changes)" if dirty else "")
+
+
+def device_description(gpu_id: int = -1) -> str:
+    """The machine() line plus, for a CUDA device, its name and memory."""
+    text = machine()
+    if gpu_id >= 0:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(gpu_id)
+            text = f"{props.name} ({props.total_memory / 2**30:.0f} GiB), cuda:{gpu_id}; {text}"
+        else:
+            text = f"cuda:{gpu_id} asked for but torch sees no CUDA device; {text}"
+    return text
