@@ -6,18 +6,16 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import spacy
 import torch
 from conftest import write_docbins
+from faults import Interrupted, interrupt_at, kill_after_checkpoint
 
-from spacy_threephase.callbacks import step_callback
 from spacy_threephase.checkpoints import checkpoint_dir_for
 from spacy_threephase.errors import UserError
 from spacy_threephase.finetune import train_pipeline
@@ -41,48 +39,6 @@ LABELLED = [
     ("turn off the alarm please", "alarm"),
 ]
 PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"]
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def interrupt_at(n: int):
-    """A step callback that raises Interrupted after the n-th step (1-based)."""
-
-    def callback(phase, step, *model):
-        if phase == PHASE and step == n:
-            raise Interrupted()
-
-    return step_callback(callback)
-
-
-# The CLI in a subprocess, each step slowed down to 0.15 s (a step callback), so that the test
-# can kill it between a checkpoint and the end.
-SLOW_CLI = (
-    "import sys, time; from spacy_threephase.callbacks import STEP_CALLBACKS; "
-    "STEP_CALLBACKS.append(lambda phase, step, *model: time.sleep(0.15)); "
-    "from spacy_threephase.cli import main; sys.argv[0] = 'spacy_threephase'; main()"
-)
-
-
-def kill_after_checkpoint(args: list, checkpoint: Path, timeout: float = 120.0) -> None:
-    """Run the CLI with `args`, slowed down; SIGKILL it as soon as `checkpoint` exists."""
-    cmd = [sys.executable, "-c", SLOW_CLI, *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    deadline = time.time() + timeout
-    try:
-        while not checkpoint.exists():
-            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
-            assert time.time() < deadline, "no checkpoint appeared"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
 
 
 def write_corpus(path: Path) -> Path:
@@ -188,7 +144,7 @@ def test_interrupted_after_a_new_best_resumes_from_the_checkpoint(reference, tmp
     the uninterrupted run, model-best included."""
     root, overrides, ref = reference
     out = tmp_path / "out"
-    with interrupt_at(11), pytest.raises(Interrupted):
+    with interrupt_at(11, PHASE), pytest.raises(Interrupted):
         train_pipeline(CONFIG, out, overrides=overrides, checkpoint_every=4)
     assert not out.exists()
     ckpt = checkpoint_dir_for(out)

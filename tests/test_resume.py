@@ -4,15 +4,13 @@ with the same weights as an uninterrupted run; a killed run never damages an exi
 import hashlib
 import json
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import TINY_TEXTS
+from faults import Interrupted, interrupt_at, kill_after_checkpoint
 from safetensors.torch import load_file
 from test_contrastive_train import LABELLED
 from test_contrastive_train import write_corpus as write_labelled_corpus
@@ -68,26 +66,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
         assert torch.allclose(wa[key], wb[key], atol=1e-5), key
 
 
-def kill_after_checkpoint(cmd, checkpoint: Path, timeout: float = 120.0) -> None:
-    """Start `cmd` slowed down to 0.15 s a step (tests/slow_cli.py), SIGKILL it as soon as a checkpoint exists."""
-    assert cmd[1:3] == ["-m", "spacy_threephase"]
-    slowed = [cmd[0], str(Path(__file__).parent / "slow_cli.py"), "0.15", *cmd[3:]]
-    proc = subprocess.Popen(slowed, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    deadline = time.time() + timeout
-    try:
-        while not checkpoint.exists():
-            assert proc.poll() is None, f"finished before a checkpoint appeared:\n{proc.stdout.read().decode()}"
-            assert time.time() < deadline, "no checkpoint appeared"
-            time.sleep(0.02)
-        assert proc.poll() is None, "the run finished before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-
-
 def run_cli_in_process(cmd):
     """The same command line, run in this process (saves a second interpreter start)."""
     from typer.testing import CliRunner
@@ -123,7 +101,7 @@ def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path
         *cli_args(DAE_SETTINGS),
     ]
     checkpoint = checkpoint_dir_for(out) / "checkpoint.json"
-    kill_after_checkpoint(cmd, checkpoint)
+    kill_after_checkpoint(cmd[3:], checkpoint)
     assert digest(out) == before  # no half-written model where the good one was
     assert checkpoint.exists()
     stderr = run_cli_in_process(cmd)  # the same command again
@@ -134,21 +112,6 @@ def test_dae_killed_then_resumed_equals_uninterrupted(tiny_encoder_dir, tmp_path
     assert not [
         p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")
     ]  # the killed run's leftovers are cleaned
-
-
-class Interrupted(BaseException):
-    pass
-
-
-def interrupt_at(monkeypatch, n: int) -> None:
-    """Raise Interrupted after the n-th training step (1-based), from a step callback."""
-    from spacy_threephase.callbacks import STEP_CALLBACKS
-
-    def stop(phase, step, model):
-        if step == n:
-            raise Interrupted()
-
-    monkeypatch.setattr("spacy_threephase.callbacks.STEP_CALLBACKS", [*STEP_CALLBACKS, stop])
 
 
 def checkpoint_step(out: Path) -> int:
@@ -163,10 +126,8 @@ def test_contrastive_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_
     corpus = write_corpus(tmp_path / "corpus")
     train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
     out = tmp_path / "out"
-    interrupt_at(monkeypatch, 7)
-    with pytest.raises(Interrupted):
+    with interrupt_at(7), pytest.raises(Interrupted):
         train_contrastive(CL_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=CL_SETTINGS)
-    monkeypatch.undo()
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.tmp-")]
     assert checkpoint_step(out) == 6
@@ -200,10 +161,8 @@ def test_joint_interrupted_then_resumed_equals_uninterrupted(tiny_encoder_dir, t
     settings = {**CL_SETTINGS, "joint.dae_batch_size": 5}
     train_joint(JOINT_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
     out = tmp_path / "out"
-    interrupt_at(monkeypatch, 7)
-    with pytest.raises(Interrupted):
+    with interrupt_at(7), pytest.raises(Interrupted):
         train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)
-    monkeypatch.undo()
     assert not out.exists()
     assert checkpoint_step(out) == 6
     train_joint(JOINT_CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides=settings)

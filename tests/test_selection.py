@@ -126,15 +126,14 @@ def test_phase2_writes_the_best_evaluation_not_the_last(tiny_encoder_dir, tmp_pa
 def test_selection_survives_an_interruption(tiny_encoder_dir, tmp_path, monkeypatch):
     """Interrupted after step 5 (checkpoints every 2 steps; evaluations every step), the same
     call resumes with the best-so-far candidate and ends like an uninterrupted run."""
-    from test_resume import Interrupted, assert_same_weights, interrupt_at
+    from faults import Interrupted, interrupt_at
+    from test_resume import assert_same_weights
 
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED[1::2])
     settings = {**CL, "training.checkpoint_every": 2}
     ref = train_contrastive(CL_CONFIG, corpus, tmp_path / "ref", encoder=str(tiny_encoder_dir), overrides=settings)
-    interrupt_at(monkeypatch, 5)
-    with pytest.raises(Interrupted):
+    with interrupt_at(5), pytest.raises(Interrupted):
         train_contrastive(CL_CONFIG, corpus, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=settings)
-    monkeypatch.undo()
     again = train_contrastive(CL_CONFIG, corpus, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=settings)
     assert again["selection"] == ref["selection"]
     assert [e["score"] for e in again["evaluations"]] == [e["score"] for e in ref["evaluations"]]
