@@ -24,6 +24,22 @@ TINY_TEXTS = [
     "turn off the alarm please",
 ]
 
+# TINY_TEXTS with a lower-case label each (four intents, three texts each)
+TINY_LABELLED = [
+    ("play some jazz music in the kitchen", "music"),
+    ("play the new album by the beatles", "music"),
+    ("add this song to my workout playlist", "music"),
+    ("what is the weather like in paris tomorrow", "weather"),
+    ("will it rain in london this weekend", "weather"),
+    ("how hot will it be on friday", "weather"),
+    ("book a table for two at an italian restaurant", "food"),
+    ("reserve a restaurant near me for tonight", "food"),
+    ("find me a cheap place to eat sushi", "food"),
+    ("set an alarm for seven in the morning", "alarm"),
+    ("wake me up at six tomorrow", "alarm"),
+    ("turn off the alarm please", "alarm"),
+]
+
 
 def write_docbins(path: Path, splits) -> Path:
     """Write {split}.spacy files for textcat from {split: [(text, label), ...]} (one label each)."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import spacy
 import torch
-from conftest import TINY_TEXTS, write_docbins
+from conftest import TINY_LABELLED, TINY_TEXTS, write_docbins
 from safetensors.torch import load_file
 
 from spacy_threephase.contrastive.train import train_contrastive
@@ -13,17 +13,7 @@ from spacy_threephase.dae.train import train_dae
 
 REPO = Path(__file__).resolve().parents[1]
 
-LABELLED = [
-    ("play some jazz music in the kitchen", "music"),
-    ("play the new album by the beatles", "music"),
-    ("add this song to my workout playlist", "music"),
-    ("what is the weather like in paris tomorrow", "weather"),
-    ("will it rain in london this weekend", "weather"),
-    ("how hot will it be on friday", "weather"),
-    ("book a table for two at an italian restaurant", "food"),
-    ("reserve a restaurant near me for tonight", "food"),
-    ("find me a cheap place to eat sushi", "food"),
-]
+LABELLED = TINY_LABELLED[:9]
 
 
 def same_weights(a: Path, b: Path) -> bool:

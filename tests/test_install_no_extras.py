@@ -15,21 +15,11 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, build_tiny_encoder
+from conftest import REPO_ROOT, TINY_LABELLED, build_tiny_encoder
 
 pytestmark = pytest.mark.slow
 
-ROWS = [
-    ("play some jazz music in the kitchen", "music"),
-    ("play the new album by the beatles", "music"),
-    ("add this song to my workout playlist", "music"),
-    ("what is the weather like in paris tomorrow", "weather"),
-    ("will it rain in london this weekend", "weather"),
-    ("how hot will it be on friday", "weather"),
-    ("book a table for two at an italian restaurant", "food"),
-    ("reserve a restaurant near me for tonight", "food"),
-    ("find me a cheap place to eat sushi", "food"),
-]
+ROWS = TINY_LABELLED[:9]
 SMALL = ["--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "1"]
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import spacy
 import torch
-from conftest import write_docbins
+from conftest import TINY_LABELLED, write_docbins
 from faults import Interrupted, interrupt_at, kill_after_checkpoint
 
 from spacy_threephase.checkpoints import checkpoint_dir_for
@@ -24,20 +24,7 @@ from spacy_threephase.finetune.loop import PHASE
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "textcat.cfg"
 
-LABELLED = [
-    ("play some jazz music in the kitchen", "music"),
-    ("play the new album by the beatles", "music"),
-    ("add this song to my workout playlist", "music"),
-    ("what is the weather like in paris tomorrow", "weather"),
-    ("will it rain in london this weekend", "weather"),
-    ("how hot will it be on friday", "weather"),
-    ("book a table for two at an italian restaurant", "food"),
-    ("reserve a restaurant near me for tonight", "food"),
-    ("find me a cheap place to eat sushi", "food"),
-    ("set an alarm for seven in the morning", "alarm"),
-    ("wake me up at six tomorrow", "alarm"),
-    ("turn off the alarm please", "alarm"),
-]
+LABELLED = TINY_LABELLED
 PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"]
 
 
