@@ -25,10 +25,8 @@ def write_jsonl(rows: List[dict], path: Path) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def stratified_sample(rows: List[dict], per_class: Optional[int], seed: int) -> List[dict]:
-    """At most `per_class` rows of each label (all when None), in a seeded order."""
-    if not per_class:
-        return list(rows)
+def _sample_per_label(rows: List[dict], seed: int, take) -> List[dict]:
+    """`take(group)` rows of each label's group (shuffled with the seed), in a seeded order."""
     by_label: Dict[str, List[dict]] = defaultdict(list)
     for row in rows:
         by_label[row["label"]].append(row)
@@ -37,9 +35,19 @@ def stratified_sample(rows: List[dict], per_class: Optional[int], seed: int) -> 
     for label in sorted(by_label):
         group = list(by_label[label])
         rng.shuffle(group)
-        out.extend(group[:per_class])
+        out.extend(group[: take(group)])
     rng.shuffle(out)
     return out
+
+
+def stratified_sample(rows: List[dict], per_class: Optional[int], seed: int) -> List[dict]:
+    """At most `per_class` rows of each label (all when None), in a seeded order."""
+    return _sample_per_label(rows, seed, lambda group: per_class) if per_class else list(rows)
+
+
+def proportional_sample(rows: List[dict], size: int, seed: int) -> List[dict]:
+    """About `size` rows, each label keeping its share (round(size * n_c / N), at least one)."""
+    return _sample_per_label(rows, seed, lambda group: max(1, round(size * len(group) / len(rows))))
 
 
 def prepare_dataset(name: str, work: Path, *, train_per_class=None, test_per_class=None, seed: int = 0) -> Path:

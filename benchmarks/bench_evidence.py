@@ -61,9 +61,17 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from _common import REPO, SHARED, device_description, git_commit, read_jsonl, stratified_sample, write_jsonl  # noqa: E402
+from _common import (  # noqa: E402
+    REPO,
+    SHARED,
+    device_description,
+    git_commit,
+    proportional_sample,  # noqa: E402
+    read_jsonl,
+    stratified_sample,
+    write_jsonl,
+)
 from bench_suite import IMBALANCED, downsample  # noqa: E402
-from make_subset import proportional_sample  # noqa: E402
 
 TABLES = {
     "2k": {

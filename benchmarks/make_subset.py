@@ -5,25 +5,9 @@ proportions kept, every class at least one text) and its dev/test splits in full
 """
 
 import argparse
-import random
-from collections import defaultdict
 from pathlib import Path
 
-from _common import SHARED, read_jsonl, write_jsonl
-
-
-def proportional_sample(rows, size: int, seed: int):
-    by_label = defaultdict(list)
-    for row in rows:
-        by_label[row["label"]].append(row)
-    rng = random.Random(seed)
-    out = []
-    for label in sorted(by_label):
-        group = list(by_label[label])
-        rng.shuffle(group)
-        out.extend(group[: max(1, round(size * len(group) / len(rows)))])
-    rng.shuffle(out)
-    return out
+from _common import SHARED, proportional_sample, read_jsonl, write_jsonl
 
 
 def main() -> None:
