@@ -142,3 +142,27 @@ def device_description(gpu_id: int = -1) -> str:
         else:
             text = f"cuda:{gpu_id} asked for but torch sees no CUDA device; {text}"
     return text
+
+
+def run_product_phase(impl, runner, pauses, before) -> None:
+    """Train `impl.phase` as the product does (its Trainer, no selection), for the speed
+    benchmarks: `before(module, args)` accounts each step's batch, the losses go to
+    `impl.losses`, and the interleaving `runner` pauses after the steps in `pauses`."""
+    from spacy_threephase.callbacks import step_callback
+    from spacy_threephase.training import Trainer
+
+    def after(module, args, loss):
+        impl.losses.append(float(loss.detach()))
+
+    def on_step(desc, step, model):
+        if desc == impl.name and step in pauses:
+            runner.pause()
+
+    hooks = [impl.model.register_forward_pre_hook(before), impl.model.register_forward_hook(after)]
+    try:
+        trainer = Trainer(impl.model, impl.training, desc=impl.name, selected=impl.enc.model)
+        with step_callback(on_step):
+            trainer.fit(impl.phase.make_batches, impl.phase.steps_per_epoch, None)
+    finally:
+        for h in hooks:
+            h.remove()

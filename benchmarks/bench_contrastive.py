@@ -117,9 +117,7 @@ class OursContrastive:
 
     def body(self, runner, pauses) -> None:
         import numpy
-
-        from spacy_threephase.callbacks import step_callback
-        from spacy_threephase.training import Trainer
+        from _common import run_product_phase
 
         lengths = self.task.tokens.lengths
         pairs_kind = self.task.kind == "pairs"
@@ -143,21 +141,7 @@ class OursContrastive:
                 padded=int(lengths[items].max()) * len(items),
             )
 
-        def after(module, args, loss):
-            self.losses.append(float(loss.detach()))
-
-        def on_step(desc, step, model):
-            if desc == self.name and step in pauses:
-                runner.pause()
-
-        hooks = [self.model.register_forward_pre_hook(before), self.model.register_forward_hook(after)]
-        try:
-            trainer = Trainer(self.model, self.training, desc=self.name, selected=self.enc.model)
-            with step_callback(on_step):
-                trainer.fit(self.phase.make_batches, self.phase.steps_per_epoch, None)
-        finally:
-            for h in hooks:
-                h.remove()
+        run_product_phase(self, runner, pauses, before)
 
 
 class SentenceTransformersCosine:
