@@ -166,3 +166,27 @@ def run_product_phase(impl, runner, pauses, before) -> None:
     finally:
         for h in hooks:
             h.remove()
+
+
+def report_footer(script: str, args, argv, load: tuple, results: dict, machine_desc: str) -> None:
+    """The speed benchmarks' closing lines (load, optimizer, machine, versions, command) and,
+    with --json, their results in a file."""
+    import sys
+
+    import sentence_transformers
+    import torch
+    import transformers
+
+    from spacy_threephase import __version__
+
+    print(f"load average (1/5/15 min) before: {load[0]}; after: {load[1]}")
+    print(f"s-t optimizer: {args.st_optimizer} (ours: spacy_threephase.training.build_optimizer)")
+    print(f"machine: {machine_desc}")
+    print(
+        f"versions: spacy-threephase {__version__}, python {platform.python_version()}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, sentence-transformers {sentence_transformers.__version__}"
+    )
+    print(f"command: python benchmarks/{script} {' '.join(argv if argv is not None else sys.argv[1:])}")
+    if args.json:
+        payload = {"args": {k: str(v) for k, v in vars(args).items()}, **results, "load": list(load)}
+        args.json.write_text(json.dumps(payload, indent=2))

@@ -32,7 +32,6 @@ steps.
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -243,7 +242,6 @@ def main(argv=None):
     import transformers
     from spacy import util
 
-    from spacy_threephase.about import __version__
     from spacy_threephase.contrastive.paper import with_paper_pairs
     from spacy_threephase.encoder import resolve_encoder
 
@@ -315,27 +313,10 @@ def main(argv=None):
             f"(per round: {', '.join(f'{x:.2f}' for x in per_round)}; median {statistics.median(per_round):.2f}); "
             f"{ratios[impl.name]['texts']:.2f}x in texts encoded per second; {cpu:.2f}x in pairs per CPU second"
         )
-    print(f"load average (1/5/15 min) before: {load_before}; after: {load_after}")
-    print(f"s-t optimizer: {args.st_optimizer} (ours: spacy_threephase.training.build_optimizer)")
-    print(f"machine: {machine()}")
-    print(
-        f"versions: spacy-threephase {__version__}, python {platform.python_version()}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}, sentence-transformers {sentence_transformers.__version__}"
-    )
-    print(f"command: python benchmarks/bench_contrastive.py {' '.join(argv if argv is not None else sys.argv[1:])}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "rates": rate,
-                    "ratios": ratios,
-                    "first_losses": first,
-                    "load": [load_before, load_after],
-                },
-                indent=2,
-            )
-        )
+    results = {"rates": rate, "ratios": ratios, "first_losses": first}
+    from _common import report_footer
+
+    report_footer("bench_contrastive.py", args, argv, (load_before, load_after), results, machine())
     return 0
 
 

@@ -360,7 +360,6 @@ def compare(args) -> int:
     import torch
     import transformers
 
-    from spacy_threephase.about import __version__
     from spacy_threephase.encoder import resolve_encoder
 
     transformers.logging.set_verbosity_error()
@@ -419,28 +418,10 @@ def compare(args) -> int:
         f"(median {statistics.median(per_round):.2f}); CPU-time ratio "
         f"{(res['ours'][2]['texts'] / res['ours'][1]) / (res['s-t'][2]['texts'] / res['s-t'][1]):.2f}x"
     )
-    print(f"load average (1/5/15 min) before: {load_before}; after: {load_after}")
-    print(f"s-t optimizer: {args.st_optimizer} (ours: spacy_threephase.training.build_optimizer)")
-    print(f"machine: {machine()}")
-    print(
-        f"versions: spacy-threephase {__version__}, python {platform.python_version()}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}, sentence-transformers {sentence_transformers.__version__}"
-    )
-    print(f"command: python benchmarks/bench_dae.py {' '.join(sys.argv[1:])}")
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "rates": rate,
-                    "ratio": ratio,
-                    "per_round": per_round,
-                    "first_losses": first,
-                    "load": [load_before, load_after],
-                },
-                indent=2,
-            )
-        )
+    results = {"rates": rate, "ratio": ratio, "per_round": per_round, "first_losses": first}
+    from _common import report_footer
+
+    report_footer("bench_dae.py", args, None, (load_before, load_after), results, machine())
     return 0
 
 
