@@ -34,7 +34,10 @@ Each (table, data set, shots, seed, method) runs in its own process and director
 --seed-list S` (phases 1-2 as the ablation runs them, phase 3 with the project's loop, test
 evaluation of model-best), SetFit through setfit_baseline.py. Each finished run is appended to
 WORK/results.jsonl at once; a rerun skips what is there (resume after a kill or in a later
-session; copy results.jsonl along). A failed run is logged to WORK/failures.jsonl and retried
+session; copy results.jsonl along). A run killed part-way (at --hard-stop, Ctrl-C, or with the
+session) continues on the next call where it stopped: `ablate --resume` keeps its finished
+phases and continues the unfinished one from its last checkpoint; its wall time counts the
+kept work once (ablation_progress.py). A failed run is logged to WORK/failures.jsonl and retried
 on the next run. At the end (or with --report alone) the Markdown tables are printed and
 WORK/evidence.md is written (machine, command, commit, settings, tables, every run).
 
@@ -314,9 +317,10 @@ def prepare_corpus(run: Run, args) -> Tuple[Path, Dict[str, int]]:
 
 
 def run_process(cmd: List[str], log: Path, cwd: Path, deadline: Optional[float]) -> Optional[int]:
-    """Run cmd (its own process group) with output to log; None when killed at the deadline."""
+    """Run cmd (its own process group) with output appended to log (an earlier, killed attempt's
+    output stays); None when killed at the deadline."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", encoding="utf8") as fh:
+    with log.open("a", encoding="utf8") as fh:
         fh.write("$ " + shlex.join(cmd) + "\n")
         fh.flush()
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
@@ -381,7 +385,7 @@ def command(run: Run, corpus: Path, out: Path, args) -> List[str]:
         str(args.gpu_id),
         "--cl-sampler",
         sampler,
-        "--overwrite",
+        "--resume",  # a run killed at --hard-stop or with the session continues from its checkpoints
         *args.passthrough,
     ]
 

@@ -117,16 +117,23 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def prepare_corpus(source: Union[str, Path], work_dir: Path, *, seed: int = 0, **convert_kwargs) -> Path:
-    """A corpus directory (as the `data` step writes): used as is, or converted from `source`."""
+CORPUS_FILES = ("train.spacy", "dev.spacy", "test.spacy", "train.jsonl")
+RUN_FILE = "ablation-run.json"  # what a resumed run must share with the one it continues
+
+
+def prepare_corpus(
+    source: Union[str, Path], work_dir: Path, *, seed: int = 0, reuse: bool = False, **convert_kwargs
+) -> Path:
+    """A corpus directory (as the `data` step writes): used as is, or converted from `source`
+    (reuse: keep work_dir/corpus when an earlier run of the same ablation wrote it)."""
     src = Path(str(source))
-    if src.is_dir() and all(
-        (src / name).exists() for name in ("train.spacy", "dev.spacy", "test.spacy", "train.jsonl")
-    ):
+    if src.is_dir() and all((src / name).exists() for name in CORPUS_FILES):
         return src
     from .data.convert import convert_dataset
 
     corpus = work_dir / "corpus"
+    if reuse and all((corpus / name).exists() for name in CORPUS_FILES):
+        return corpus
     convert_dataset(str(source), corpus, seed=seed, overwrite=True, **convert_kwargs)
     return corpus
 
@@ -148,24 +155,29 @@ def run_ablation(
     overwrite: bool = False,
     convert_kwargs: Optional[Dict[str, Any]] = None,
     train_textcat: Optional[Callable[..., None]] = None,
+    resume: bool = False,
 ) -> Dict[str, Any]:
     """Train and evaluate every variant for every seed; write ablation.{json,md} to output_dir.
 
-    `train_textcat(config_path, output, overrides, gpu_id)` replaces spaCy's train (tests).
+    resume: continue an interrupted run in output_dir made with the same settings: finished
+    phases and variants are kept (ablation_progress.py), an unfinished phase continues from its
+    last checkpoint. `train_textcat(config_path, output, overrides, gpu_id)` replaces spaCy's
+    train (tests).
     """
-    from .outputs import check_output_dir
-
     s = settings or AblationSettings()
     variants = parse_variants(s.variants)
     if not s.seeds:
         raise UserError("ablation: give at least one seed")
+    if resume and overwrite:
+        raise UserError("ablation: --resume continues OUTPUT_DIR, --overwrite replaces it; give one")
     output_dir = Path(output_dir)
-    check_output_dir(output_dir, overwrite)
-    if output_dir.exists() and overwrite:
-        shutil.rmtree(output_dir)
     work = output_dir / "work"
-    work.mkdir(parents=True)
-    corpus = prepare_corpus(source, work, **(convert_kwargs or {}))
+    resuming = resume and _same_run(work, s, source, variants)
+    if not resuming:
+        _fresh_output(output_dir, overwrite)
+        work.mkdir(parents=True)
+        (work / RUN_FILE).write_text(json.dumps(_run_identity(s, source, variants), indent=1), encoding="utf8")
+    corpus = prepare_corpus(source, work, reuse=resuming, **(convert_kwargs or {}))
     _say(
         f"[ablation] corpus {corpus}; variants {', '.join(VARIANTS[v] for v in variants)}; "
         f"seeds {s.seeds}; encoder {s.encoder}"
@@ -173,9 +185,50 @@ def run_ablation(
     runs: List[Dict[str, Any]] = []
     started = time.time()
     for seed in s.seeds:
-        runs.extend(_run_seed(seed, variants, s, corpus, work / f"seed{seed}", train_textcat))
+        runs.extend(_run_seed(seed, variants, s, corpus, work / f"seed{seed}", train_textcat, resume))
         _write(output_dir, variants, s, runs, corpus, source, time.time() - started)
     return json.loads((output_dir / "ablation.json").read_text(encoding="utf8"))
+
+
+def _run_identity(s: AblationSettings, source, variants: List[str]) -> Dict[str, Any]:
+    """What makes two runs the same ablation: data, variants, seeds, encoder, configs (their
+    text) and overrides. Not the device or --keep-models."""
+    configs = {
+        k: Path(getattr(s, k)).read_text(encoding="utf8")
+        for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")
+    }
+    overrides = {k: getattr(s, k) for k in ("dae_overrides", "cl_overrides", "joint_overrides", "textcat_overrides")}
+    identity = {"source": str(Path(str(source)).resolve()), "variants": variants, "seeds": list(s.seeds)}
+    identity.update(encoder=s.encoder, cl_sampler=s.cl_sampler, configs=configs, overrides=overrides)
+    return json.loads(json.dumps(identity, default=str))
+
+
+def _same_run(work: Path, s: AblationSettings, source, variants: List[str]) -> bool:
+    """True when work/ holds a run of this same ablation to continue; False when there is none;
+    a UserError when it holds a different one."""
+    path = work / RUN_FILE
+    if not work.parent.exists():
+        return False
+    if not path.exists():
+        raise UserError(f"{work.parent}: not a resumable ablation run (no {RUN_FILE}); use --overwrite to replace it")
+    before = json.loads(path.read_text(encoding="utf8"))
+    now = _run_identity(s, source, variants)
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    if changed:
+        raise UserError(
+            f"{work.parent}: holds an ablation run with other {', '.join(changed)}; "
+            "--resume needs the same settings (or use --overwrite to start again)"
+        )
+    _say(f"[ablation] resuming the run in {work.parent}")
+    return True
+
+
+def _fresh_output(output_dir: Path, overwrite: bool) -> None:
+    from .outputs import check_output_dir
+
+    check_output_dir(output_dir, overwrite)
+    if output_dir.exists() and overwrite:
+        shutil.rmtree(output_dir)
 
 
 def _sampler_configs(s: AblationSettings, work: Path):
@@ -196,23 +249,33 @@ def _sampler_configs(s: AblationSettings, work: Path):
 
 
 def _run_seed(
-    seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat
+    seed: int, variants: List[str], s: AblationSettings, corpus: Path, work: Path, train_textcat, resume: bool
 ) -> List[Dict[str, Any]]:
+    from .ablation_progress import Progress
     from .contrastive.train import train_contrastive
     from .dae.train import train_dae
     from .joint.train import train_joint
 
     work.mkdir(parents=True, exist_ok=True)
-    needed = [step for v in variants for step in RECIPES[v]]
+    progress = Progress(work, enabled=resume)
+    todo = [v for v in variants if progress.result(v) is None]
+    needed = [step for v in todo for step in RECIPES[v]]
     encoders: Dict[str, str] = {"base": s.encoder}
     seconds: Dict[str, float] = {}
     common = {"training.seed": seed, "training.progress": False, "training.gpu_id": s.gpu_id}
 
     def timed(name: str, fn):
+        done = progress.finished_step(name, work / name)
+        if done is not None:
+            seconds[name] = done
+            _say(f"[ablation] seed {seed}: {name} finished before ({done:.1f} s), kept")
+            return
         _say(f"[ablation] seed {seed}: {name} ...")
+        carried = progress.start(name, work / name)
         t = time.time()
         fn()
-        seconds[name] = time.time() - t
+        seconds[name] = carried + time.time() - t
+        progress.finish_step(name, seconds[name])
         _say(f"[ablation] seed {seed}: {name} done in {seconds[name]:.1f} s")
 
     cl_config, joint_config = _sampler_configs(s, work)
@@ -248,6 +311,10 @@ def _run_seed(
 
     results = []
     for variant in variants:
+        if progress.result(variant) is not None:
+            results.append(progress.result(variant))
+            _say(f"[ablation] seed {seed}: {VARIANTS[variant]} finished before, kept")
+            continue
         recipe = RECIPES[variant]
         enc = encoders[recipe[-1]] if recipe else encoders["base"]
         model_dir = work / f"textcat-{variant}"
@@ -259,9 +326,13 @@ def _run_seed(
             **s.textcat_overrides,
         }
         _say(f"[ablation] seed {seed}: phase 3 for {VARIANTS[variant]} from {enc} ...")
+        carried = progress.start(model_dir.name, model_dir)
         t = time.time()
-        (train_textcat or _train_phase3)(s.textcat_config, model_dir, overrides, s.gpu_id)
-        ft_seconds = time.time() - t
+        if train_textcat is not None:
+            train_textcat(s.textcat_config, model_dir, overrides, s.gpu_id)
+        else:
+            _train_phase3(s.textcat_config, model_dir, overrides, s.gpu_id, checkpoint_every=200 if resume else 0)
+        ft_seconds = carried + time.time() - t
         metrics = _evaluate(model_dir / "model-best", corpus / "test.spacy")
         phase_seconds = {step: seconds[step] for step in recipe}
         phase_seconds["ft"] = ft_seconds
@@ -276,6 +347,7 @@ def _run_seed(
             "confusion_matrix": metrics.get("confusion_matrix"),
         }
         results.append(run)
+        progress.finish_variant(variant, model_dir.name, run)
         _say(
             f"[ablation] seed {seed}: {VARIANTS[variant]}: accuracy {run['accuracy']:.4f}, "
             f"macro F1 {run['macro_f1']:.4f}, {run['wall_seconds']:.1f} s"
@@ -288,11 +360,16 @@ def _run_seed(
     return results
 
 
-def _train_phase3(config_path: Path, output: Path, overrides: Dict[str, Any], gpu_id: int) -> None:
-    """Phase 3 as the project's `train` step runs it (no checkpoints: runs are short)."""
+def _train_phase3(
+    config_path: Path, output: Path, overrides: Dict[str, Any], gpu_id: int, checkpoint_every: int = 0
+) -> None:
+    """Phase 3 as the project's `train` step runs it; with checkpoint_every, a killed run
+    continues from its last checkpoint when run again (`ablate --resume`)."""
     from .finetune import train_pipeline
 
-    train_pipeline(config_path, output, overrides=overrides, use_gpu=gpu_id, overwrite=True, checkpoint_every=0)
+    train_pipeline(
+        config_path, output, overrides=overrides, use_gpu=gpu_id, overwrite=True, checkpoint_every=checkpoint_every
+    )
 
 
 def _evaluate(model_dir: Path, test_path: Path) -> Dict[str, Any]:

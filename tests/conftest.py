@@ -123,3 +123,37 @@ def paper_cl_config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("configs") / "contrastive-paper.cfg"
     with_paper_pairs(load_config(REPO_ROOT / "configs" / "contrastive.cfg", interpolate=False)).to_disk(path)
     return path
+
+
+@pytest.fixture
+def phase_calls(monkeypatch):
+    """Wrap train_dae / train_contrastive / train_joint (the real functions still run) and
+    record (phase, output directory, start encoder, overrides) for every call."""
+    import spacy_threephase.ablation as ablation
+    import spacy_threephase.contrastive.train as cl_module
+    import spacy_threephase.dae.train as dae_module
+    import spacy_threephase.joint.train as joint_module
+
+    calls = []
+
+    def wrap(phase, module, name):
+        real = getattr(module, name)
+
+        def spy(config, data, output, *args, **kwargs):
+            calls.append(
+                {
+                    "phase": phase,
+                    "output": Path(output),
+                    "encoder": kwargs.get("encoder"),
+                    "overrides": dict(kwargs.get("overrides") or {}),
+                }
+            )
+            return real(config, data, output, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+        monkeypatch.setattr(ablation, name, spy, raising=False)  # should ablation import it at module level
+
+    wrap("dae", dae_module, "train_dae")
+    wrap("contrastive", cl_module, "train_contrastive")
+    wrap("joint", joint_module, "train_joint")
+    return calls

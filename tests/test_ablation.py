@@ -108,39 +108,6 @@ def _data(tmp_path):
     return raw
 
 
-@pytest.fixture
-def phase_calls(monkeypatch):
-    """Wrap train_dae / train_contrastive / train_joint (the real functions still run) and
-    record (phase, output directory, start encoder, overrides) for every call."""
-    import spacy_threephase.contrastive.train as cl_module
-    import spacy_threephase.dae.train as dae_module
-    import spacy_threephase.joint.train as joint_module
-
-    calls = []
-
-    def wrap(phase, module, name):
-        real = getattr(module, name)
-
-        def spy(config, data, output, *args, **kwargs):
-            calls.append(
-                {
-                    "phase": phase,
-                    "output": Path(output),
-                    "encoder": kwargs.get("encoder"),
-                    "overrides": dict(kwargs.get("overrides") or {}),
-                }
-            )
-            return real(config, data, output, *args, **kwargs)
-
-        monkeypatch.setattr(module, name, spy)
-        monkeypatch.setattr(ablation, name, spy, raising=False)  # should ablation import it at module level
-
-    wrap("dae", dae_module, "train_dae")
-    wrap("contrastive", cl_module, "train_contrastive")
-    wrap("joint", joint_module, "train_joint")
-    return calls
-
-
 def _run(tmp_path, tiny_encoder_dir, variants, seeds, phase_calls):
     phase3 = []
 
@@ -316,6 +283,10 @@ def test_ablate_cli_refuses_existing_output_and_bad_variant(tmp_path):
     (out / "x").write_text("x")
     res = CliRunner().invoke(app, ["ablate", str(out), "--variants", "ft"])
     assert res.exit_code == 1 and "--overwrite" in res.output
+    res = CliRunner().invoke(app, ["ablate", str(out), "--variants", "ft", "--resume"])
+    assert res.exit_code == 1 and "not a resumable ablation run" in res.output
+    res = CliRunner().invoke(app, ["ablate", str(out), "--variants", "ft", "--resume", "--overwrite"])
+    assert res.exit_code == 1 and "give one" in res.output and (out / "x").exists()
     res = CliRunner().invoke(app, ["ablate", str(tmp_path / "new"), "--variants", "bogus"])
     assert res.exit_code == 1 and "bogus" in res.output
     res = CliRunner().invoke(

@@ -260,8 +260,10 @@ def test_hard_stop_kills_a_run_and_leaves_it_pending(tmp_path):
         [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "log.txt", tmp_path, time.time() + 1
     )
     assert rc is None and time.time() - start < 30
-    assert ev.run_process([sys.executable, "-c", "print('hi')"], tmp_path / "log2.txt", tmp_path, None) == 0
-    assert "hi" in (tmp_path / "log2.txt").read_text()
+    # the next call continues the run (ablate --resume): the killed attempt's log is kept
+    assert ev.run_process([sys.executable, "-c", "print('hi')"], tmp_path / "log.txt", tmp_path, None) == 0
+    log = (tmp_path / "log.txt").read_text()
+    assert log.count("$ ") == 2 and "time.sleep(60)" in log and log.rstrip().endswith("hi")
 
 
 # --- SetFit ---------------------------------------------------------------------------------------

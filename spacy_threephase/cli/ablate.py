@@ -60,6 +60,12 @@ def ablate_cli(
         False, "--keep-models", help="Keep the encoders and pipelines under OUTPUT_DIR/work"
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT_DIR if it exists"),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run in OUTPUT_DIR (same settings): finished phases and variants are "
+        "kept, an unfinished one continues from its last checkpoint; starts a new run if there is none",
+    ),
 ):
     """Train 3-Phase, Joint, DAE+FT, CL+FT, Extra Imb., No Imb. and FT with the same seeds,
     encoder and budgets; write a mean ± std table (Markdown and JSON).
@@ -134,6 +140,6 @@ def ablate_cli(
         except ValueError:
             value = raw
         prefixes[prefix][rest] = value
-    result = run_ablation(data, output_dir, s, overwrite=overwrite)
+    result = run_ablation(data, output_dir, s, overwrite=overwrite, resume=resume)
     typer.echo((output_dir / "ablation.md").read_text(encoding="utf8"))
     typer.echo(f"✔ Wrote {output_dir / 'ablation.md'} and {output_dir / 'ablation.json'} ({len(result['runs'])} runs)")
