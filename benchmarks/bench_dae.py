@@ -452,6 +452,8 @@ def profile(args) -> int:
     enc = load_encoder(args.encoder, max_length=args.max_length)
     seed_all(seed)
     dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
+    if args.freeze_word_embeddings:
+        dae.freeze_word_embeddings()
     try:  # the current code: texts tokenized once, length-bucketed batches, build_optimizer
         from spacy_threephase.batching import TokenizedTexts, bucketed_batches
         from spacy_threephase.settings import DAETrainingSection
@@ -570,6 +572,11 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="profile N steps of ours instead of comparing"
+    )
+    parser.add_argument(
+        "--freeze-word-embeddings",
+        action="store_true",
+        help="with --profile: ours with the word-embedding matrix frozen (dae.cfg train_word_embeddings = false)",
     )
     parser.add_argument(
         "--torch-profiler",

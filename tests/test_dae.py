@@ -257,6 +257,27 @@ def test_output_loads_with_transformers_and_spacy_and_differs(
     assert doc._.trf_data.tensors[0].shape[-1] == 32
 
 
+@pytest.mark.parametrize("train_embeddings", [True, False])
+def test_word_embeddings_train_or_stay_fixed(train_embeddings, tiny_encoder_dir, texts_file, tmp_path):
+    """train_word_embeddings = false: the word-embedding matrix (shared with the tied LM head) is
+    written back bit for bit, the transformer layers still change; true: it changes too."""
+    from safetensors.torch import load_file
+
+    overrides = {
+        **FAST,
+        "training.epochs": 2,
+        "training.learning_rate": 1e-3,
+        "training.train_word_embeddings": train_embeddings,
+    }
+    out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=overrides)
+    before = load_file(str(tiny_encoder_dir / "model.safetensors"))
+    after = load_file(str(out / "model.safetensors"))
+    key = next(k for k in before if k.endswith("word_embeddings.weight"))
+    assert torch.equal(before[key], after[key]) is not train_embeddings
+    layer = next(k for k in before if "encoder.layer.0.attention.self.query.weight" in k)
+    assert not torch.equal(before[layer], after[layer])
+
+
 def test_cls_pooling_is_kept(tiny_encoder_dir, texts_file, tmp_path):
     out = train_dae(
         CONFIG,

@@ -36,12 +36,28 @@ _HEAD_ONLY_ON_TARGETS = {
 class DenoisingAutoEncoder(nn.Module):
     """Encoder (a transformers base model) + pooling + tied cross-attention decoder."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, pooling: str):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, pooling: str, *, train_word_embeddings: bool = True):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.pooling = pooling
         self._head_name: Optional[str] = _HEAD_ONLY_ON_TARGETS.get(type(decoder).__name__)
+        if not train_word_embeddings:
+            self.freeze_word_embeddings()
+
+    def freeze_word_embeddings(self) -> int:
+        """Keep the word-embedding matrix (shared by the encoder, the decoder and, tied, the LM
+        head) fixed: no dense vocabulary-sized gradient, clipping or optimizer update per step.
+        Returns the number of parameters frozen."""
+        frozen = {}
+        for module in (self.encoder.get_input_embeddings(), self.decoder.get_input_embeddings()):
+            frozen[id(module.weight)] = module.weight
+        head = self.decoder.get_output_embeddings()
+        if head is not None:
+            frozen[id(head.weight)] = head.weight
+        for weight in frozen.values():
+            weight.requires_grad_(False)
+        return sum(w.numel() for w in frozen.values())
 
     def encode(self, features: Dict[str, Tensor]) -> Tensor:
         """The sentence vector of (noisy) texts: encoder, then pooling. (batch, hidden)"""

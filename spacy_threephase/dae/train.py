@@ -30,7 +30,7 @@ class DAEPhase(Phase):
 
     def build(self, enc):
         t, decoder = self.settings["training"], build_decoder(enc.path, enc.model, name=enc.name)
-        dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
+        dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling, train_word_embeddings=t.train_word_embeddings)
         self.objective = DAEObjective(dae, enc.tokenizer, enc.max_length, self.texts, self.settings["noise"], t.seed)
         self.checkpointed = [self.objective.noise_stream]
         self.steps_per_epoch = count_batches(len(self.train_items), t.batch_size, t.bucket_batches)
