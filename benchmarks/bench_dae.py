@@ -215,6 +215,8 @@ class OursDAE:
             "training.progress": False,
             "training.torch_threads": 0,
         }
+        if args.freeze_word_embeddings:
+            overrides["training.train_word_embeddings"] = False
         configure(self.phase, config_path("dae"), overrides, args.encoder)
         self.training = self.phase.settings["training"]
         enc_cfg = self.phase.settings["encoder"]
@@ -576,7 +578,7 @@ def main(argv=None):
     parser.add_argument(
         "--freeze-word-embeddings",
         action="store_true",
-        help="with --profile: ours with the word-embedding matrix frozen (dae.cfg train_word_embeddings = false)",
+        help="ours with the word-embedding matrix fixed (train_word_embeddings = false), whatever dae.cfg says",
     )
     parser.add_argument(
         "--torch-profiler",
