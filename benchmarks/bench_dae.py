@@ -86,6 +86,15 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def trains_word_embeddings(args) -> bool:
+    """Whether ours trains the word embeddings: --word-embeddings, else the shipped dae.cfg."""
+    if args.word_embeddings != "config":
+        return args.word_embeddings == "train"
+    from spacy_threephase.config import load_config
+
+    return bool(load_config(config_path("dae"), interpolate=False)["training"].get("train_word_embeddings", True))
+
+
 def config_path(name: str) -> Path:
     try:
         from spacy_threephase.configs import default_config_path
@@ -215,8 +224,8 @@ class OursDAE:
             "training.progress": False,
             "training.torch_threads": 0,
         }
-        if args.freeze_word_embeddings:
-            overrides["training.train_word_embeddings"] = False
+        if args.word_embeddings != "config":
+            overrides["training.train_word_embeddings"] = args.word_embeddings == "train"
         configure(self.phase, config_path("dae"), overrides, args.encoder)
         self.training = self.phase.settings["training"]
         enc_cfg = self.phase.settings["encoder"]
@@ -398,7 +407,8 @@ def compare(args) -> int:
         f"\nPhase 1 (DAE) training throughput: {len(texts)} texts of {args.data}, batch {args.batch_size}, max_length "
         f"{args.max_length}, deletion {args.deletion_ratio}, torch threads {args.threads}; "
         f"{args.rounds} interleaved rounds of {args.chunk_steps} steps each after {args.warmup_steps} warm-up steps "
-        f"({wall:.0f} s in all)"
+        f"({wall:.0f} s in all); ours: word embeddings {'trained' if trains_word_embeddings(args) else 'fixed'}; "
+        f"s-t optimizer: {args.st_optimizer}"
     )
     print(
         "| implementation | steps | texts | seconds | texts/s | CPU s | texts/CPU s | target tokens / padded "
@@ -454,7 +464,7 @@ def profile(args) -> int:
     enc = load_encoder(args.encoder, max_length=args.max_length)
     seed_all(seed)
     dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
-    if args.freeze_word_embeddings:
+    if not trains_word_embeddings(args):
         dae.freeze_word_embeddings()
     try:  # the current code: texts tokenized once, length-bucketed batches, build_optimizer
         from spacy_threephase.batching import TokenizedTexts, bucketed_batches
@@ -534,7 +544,7 @@ def profile(args) -> int:
     print(
         f"spacy_threephase from {Path(spacy_threephase.__file__).parent}; {args.profile} steps after "
         f"{args.warmup_steps} warm-up, batch {bs}, max_length {args.max_length}, {len(texts)} texts of {args.data}, "
-        f"torch threads {args.threads}"
+        f"torch threads {args.threads}, word embeddings {'trained' if trains_word_embeddings(args) else 'fixed'}"
     )
     print("| stage | ms/step | share |")
     print("|---|---:|---:|")
@@ -576,9 +586,10 @@ def main(argv=None):
         "--profile", type=int, default=0, metavar="N", help="profile N steps of ours instead of comparing"
     )
     parser.add_argument(
-        "--freeze-word-embeddings",
-        action="store_true",
-        help="ours with the word-embedding matrix fixed (train_word_embeddings = false), whatever dae.cfg says",
+        "--word-embeddings",
+        choices=("config", "train", "fixed"),
+        default="config",
+        help="ours: train the word-embedding matrix or keep it fixed (default: as dae.cfg's train_word_embeddings)",
     )
     parser.add_argument(
         "--torch-profiler",

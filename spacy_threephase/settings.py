@@ -92,7 +92,7 @@ class DAETrainingSection(TrainingSection):
     heldout_max: int = Field(500, ge=0)
     # false: the word-embedding matrix (tied to the LM head) stays fixed, a quarter less time per
     # step on a CPU (no vocabulary-sized gradient or update); the transformer layers still train
-    train_word_embeddings: bool = True
+    train_word_embeddings: bool = False
 
 
 class ContrastiveTrainingSection(TrainingSection):
