@@ -7,7 +7,6 @@ import pytest
 import torch
 from conftest import TINY_TEXTS
 
-from spacy_threephase.batching import TokenizedTexts
 from spacy_threephase.dae import DenoisingAutoEncoder, build_decoder, train_dae
 from spacy_threephase.encoder import load_encoder, tokenize
 from spacy_threephase.errors import UserError
@@ -111,31 +110,6 @@ def test_fast_loss_equals_full_logits_loss(kind, tiny_encoder_dir, tiny_roberta_
     )
     assert torch.allclose(fast, full, atol=1e-5)
     assert labels[1].tolist().count(-100) > 0  # the short text is padded and the padding ignored
-
-
-def test_noisy_texts_encoded_in_length_sorted_parts_give_the_same_loss(tiny_encoder_dir):
-    """On a CPU the noisy texts are encoded in length-sorted groups (less padding); the vectors
-    come back in batch order, so the loss is the one of a single padded batch."""
-    import random
-
-    from spacy_threephase.dae.noise import word_deletion
-    from spacy_threephase.dae.objective import DAEObjective
-
-    enc, dae = make_dae(tiny_encoder_dir)
-    dae.eval()  # no dropout: the two ways must agree
-    objective = DAEObjective(dae, enc.tokenizer, 32, TINY_TEXTS, word_deletion(0.3), seed=0)
-    items = list(range(min(9, len(TINY_TEXTS))))
-    losses, vectors = {}, {}
-    for parts in (1, 2, 4):
-        objective.encoder_parts = parts
-        with torch.no_grad():
-            losses[parts] = float(objective.loss(items, random.Random(5)))
-            noisy = [word_deletion(0.3)(TINY_TEXTS[i], random.Random(i)) for i in items]
-            vectors[parts] = objective._encode(TokenizedTexts(enc.tokenizer, noisy, 32), torch.device("cpu"))
-    assert losses[2] == pytest.approx(losses[1], abs=1e-5) and losses[4] == pytest.approx(losses[1], abs=1e-5)
-    whole = dae.encode(batch(enc, noisy))
-    for parts in (1, 2, 4):
-        assert torch.allclose(vectors[parts], whole, atol=1e-5)  # row i is text i's vector
 
 
 def _with_token_states(dae, change):

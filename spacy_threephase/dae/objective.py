@@ -9,11 +9,11 @@ reconstruction loss of the DenoisingAutoEncoder.
 import random
 from typing import List, Sequence
 
-import numpy
 import torch
 from torch import nn
 
 from ..batching import TokenizedTexts, to_device
+from ..encoder import tokenize
 from .model import DenoisingAutoEncoder
 
 
@@ -46,25 +46,11 @@ class DAEObjective(nn.Module):
         self.texts = list(texts)
         self.clean = TokenizedTexts(tokenizer, self.texts, max_length)
         self.noise_stream = NoiseStream(seed)
-        self.encoder_parts = 2
 
     def loss(self, items: Sequence[int], rng: random.Random) -> torch.Tensor:
         device = next(self.dae.parameters()).device
-        noisy = TokenizedTexts(self.tokenizer, [self.noise(self.texts[i], rng) for i in items], self.max_length)
-        vectors = self._encode(noisy, device)
-        return self.dae.reconstruction_loss(vectors, to_device(self.clean.collate(items), device))
-
-    def _encode(self, noisy: TokenizedTexts, device) -> torch.Tensor:
-        """The noisy texts' sentence vectors, in batch order. Batches are bucketed by the clean
-        length, but deleting words makes the noisy lengths vary: on a CPU (where the cost
-        follows the wordpieces, padding included) the texts are encoded in `encoder_parts`
-        length-sorted groups, each padded to its own longest. The same vectors either way."""
-        parts = self.encoder_parts if device.type == "cpu" else 1
-        order = numpy.argsort(noisy.lengths, kind="stable")
-        groups = [g for g in numpy.array_split(order, min(parts, len(order))) if len(g)]
-        vectors = torch.cat([self.dae.encode(to_device(noisy.collate(g), device)) for g in groups])
-        back = torch.from_numpy(numpy.argsort(numpy.concatenate(groups), kind="stable")).to(vectors.device)
-        return vectors[back]
+        noisy = tokenize(self.tokenizer, [self.noise(self.texts[i], rng) for i in items], self.max_length)
+        return self.dae(to_device(noisy, device), to_device(self.clean.collate(items), device))
 
     def forward(self, batch: List[int]) -> torch.Tensor:
         return self.loss(batch, self.noise_stream.rng)
