@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: data subsets, phase-3 training, evaluation."""
 
 import json
+import os
 import platform
 import random
 import time
@@ -98,6 +99,11 @@ def evaluate(model_dir: Path, corpus: Path) -> Dict:
 
     nlp = spacy.load(model_dir)
     return evaluate_pipeline(nlp, corpus / "test.spacy")
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages, as printed next to every timing."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def machine() -> str:

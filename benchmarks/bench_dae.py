@@ -50,6 +50,8 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+from _common import load_average
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "snips" / "train.jsonl"
 
@@ -73,10 +75,6 @@ def machine() -> str:
         model = ""
     cpu = model or platform.processor() or platform.machine()
     return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def set_threads(threads: int) -> None:

@@ -9,9 +9,14 @@ ENCODER_DIR may also be "default" (the untrained all-MiniLM-L6-v2).
 """
 
 import argparse
-import os
 import sys
 from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from _common import load_average  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +40,7 @@ def main() -> int:
     print(
         f"{args.corpus}: {len(train)} train / {len(dev)} dev texts, {n_classes} classes; samples of at most "
         f"{training.knn_max_train} / {training.knn_max_dev}, k = {training.knn_k}, seed {args.seed}; "
-        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        f"load average {load_average()}"
     )
     print("| encoder | dev k-NN accuracy |\n|---|---:|")
     for name in args.encoders:

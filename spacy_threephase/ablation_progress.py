@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .checkpoints import POINTER_FILE, checkpoint_dir_for
+from .finetune.checkpoint import CHECKPOINT_FILE
 
 FILE = "progress.json"
 # the file a checkpoint directory's last complete save rewrites: phases 1/2/Joint, phase 3
-CHECKPOINT_MARKERS = (POINTER_FILE, "checkpoint.pt")
+CHECKPOINT_MARKERS = (POINTER_FILE, CHECKPOINT_FILE)
 
 
 def last_checkpoint_time(output_dir: Path) -> Optional[float]:
