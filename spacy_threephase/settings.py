@@ -51,6 +51,9 @@ class TrainingSection(Section):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = 1.0
     max_steps: int = Field(0, ge=0)  # 0 = no limit beyond `epochs`
+    # On small data `epochs` are raised until the run makes at least this many optimizer steps
+    # (0 = no floor); max_steps still caps it.
+    min_steps: int = Field(0, ge=0)
     seed: int = 0
     gpu_id: int = -1  # -1 = CPU; >= 0 = use CUDA (that device in a one-process run)
     mixed_precision: bool = True  # only used on CUDA (bf16 where supported, else fp16)

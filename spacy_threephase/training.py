@@ -170,13 +170,28 @@ class Trainer:
                 f"{self.desc}: {steps_per_epoch} batches per epoch cannot be shared by {acc.num_processes} processes; "
                 "use a smaller batch_size or fewer processes"
             )
-        total = max(1, s.epochs * per_rank)
+        epochs = self.epochs_for(per_rank)
+        if epochs > s.epochs:
+            self.say(
+                f"{s.epochs} epochs of {per_rank} steps are fewer than min_steps {s.min_steps}: training {epochs} epochs"
+            )
+        total = max(1, epochs * per_rank)
         if s.max_steps:
             total = min(total, s.max_steps)
         optimizer = build_optimizer(self.model, s)
         scheduler = get_linear_schedule_with_warmup(optimizer, int(round(s.warmup_ratio * total)), total)
         self.wrapped, self.optimizer, self.scheduler = acc.prepare(self.model, optimizer, scheduler)
-        eval_every = s.eval_steps or max(1, math.ceil(per_rank / s.evals_per_epoch))
+        # Evaluations: every eval_steps steps; else evals_per_epoch times an epoch and at each
+        # epoch's end, or, when min_steps stretched the run, as many as the configured epochs
+        # would have had, spread evenly over the steps (plus one at the end).
+        stretched = epochs > s.epochs
+        by_step = bool(s.eval_steps) or stretched
+        if s.eval_steps:
+            eval_every = s.eval_steps
+        elif stretched:
+            eval_every = max(1, math.ceil(total / (s.epochs * s.evals_per_epoch)))
+        else:
+            eval_every = max(1, math.ceil(per_rank / s.evals_per_epoch))
 
         start_epoch, skip, saved = 0, 0, self._resume()
         if saved is not None:
@@ -184,7 +199,7 @@ class Trainer:
         elif evaluate is not None and s.select_best:
             self._evaluate(evaluate, 0, per_rank, label="before training")
         done = bool(s.max_steps and self.step >= s.max_steps)
-        for epoch in range(start_epoch, s.epochs):
+        for epoch in range(start_epoch, epochs):
             if done:
                 break
             batches = self._shard(make_batches(epoch))
@@ -196,7 +211,7 @@ class Trainer:
             self.wrapped.train()
             bar = tqdm(
                 range(skip, len(batches)),
-                desc=f"{self.desc} epoch {epoch + 1}/{s.epochs}",
+                desc=f"{self.desc} epoch {epoch + 1}/{epochs}",
                 initial=skip,
                 total=len(batches),
                 disable=not s.progress or not self.is_main,
@@ -213,16 +228,17 @@ class Trainer:
                 bar.set_postfix(loss=f"{totals['loss'] / totals['steps']:.4f}")
                 done = bool(s.max_steps and self.step >= s.max_steps)
                 last = done or i == len(batches) - 1
+                final = done or (last and epoch == epochs - 1)
                 scored = None
-                due = self.step % eval_every == 0 if s.eval_steps else (i + 1) % eval_every == 0
-                if evaluate is not None and (last or due):
+                due = self.step % eval_every == 0 if by_step else (i + 1) % eval_every == 0
+                if evaluate is not None and (due or final or (last and not stretched)):
                     scored = self._evaluate(evaluate, self.step, per_rank)
                     self.wrapped.train()
                     if self.out_of_patience:
                         self.say(f"{s.patience} evaluations without a new best: stopping at step {self.step}")
                         done = True
-                if last or done:
-                    self._finish_epoch(epoch, totals, scored)
+                if last or done:  # a stretched run's many short epochs print only when scored
+                    self._finish_epoch(epoch, totals, scored, quiet=stretched and scored is None)
                 if s.checkpoint_every and self.step % s.checkpoint_every == 0 and not done:
                     self._save(epoch, i + 1, totals)  # after an epoch's last batch: resume skips it whole
                 after_step(self.desc, self.step, self.selected)
@@ -235,6 +251,13 @@ class Trainer:
                 self.say("no evaluation beat the encoder this phase started from: writing it unchanged")
         self.wrapped.eval()
         return self.history
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """The configured epochs, raised so that the run makes at least min_steps steps."""
+        s = self.settings
+        if s.min_steps and s.epochs * steps_per_epoch < s.min_steps:
+            return math.ceil(s.min_steps / max(1, steps_per_epoch))
+        return s.epochs
 
     def _update(self, batch) -> float:
         import torch
@@ -285,7 +308,9 @@ class Trainer:
         )
         return result
 
-    def _finish_epoch(self, epoch: int, totals: Dict[str, float], scored: Optional[Evaluation]) -> None:
+    def _finish_epoch(
+        self, epoch: int, totals: Dict[str, float], scored: Optional[Evaluation], quiet: bool = False
+    ) -> None:
         steps = int(totals["steps"])
         record = EpochRecord(
             epoch + 1, totals["loss"] / max(1, steps), steps, time.time() - totals["start"], int(totals["examples"])
@@ -293,10 +318,11 @@ class Trainer:
         if scored is not None:
             record.score, record.extra = scored.score, dict(scored.metrics)
         self.history.append(record)
-        self.say(
-            f"epoch {record.epoch}: loss {record.loss:.4f}, {record.steps} steps, "
-            f"{record.examples / max(record.seconds, 1e-9):.1f} examples/s"
-        )
+        if not quiet:
+            self.say(
+                f"epoch {record.epoch}: loss {record.loss:.4f}, {record.steps} steps, "
+                f"{record.examples / max(record.seconds, 1e-9):.1f} examples/s"
+            )
         self._write_log(record)
 
     def _write_log(self, record: EpochRecord) -> None:
