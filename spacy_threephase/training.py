@@ -173,7 +173,8 @@ class Trainer:
         epochs = self.epochs_for(per_rank)
         if epochs > s.epochs:
             self.say(
-                f"{s.epochs} epochs of {per_rank} steps are fewer than min_steps {s.min_steps}: training {epochs} epochs"
+                f"{s.epochs} epochs of {per_rank} steps are fewer than min_steps {s.min_steps}: "
+                f"training {epochs} epochs"
             )
         total = max(1, epochs * per_rank)
         if s.max_steps:
