@@ -334,7 +334,7 @@ TINY_DATA = {
 OVERRIDES = []
 for _phase in ("dae", "cl"):
     OVERRIDES += [f"--{_phase}.training.batch_size", "8", f"--{_phase}.encoder.max_length", "32"]
-    OVERRIDES += [f"--{_phase}.training.epochs", "1"]
+    OVERRIDES += [f"--{_phase}.training.epochs", "1", f"--{_phase}.training.min_steps", "0"]
 OVERRIDES += [
     "--textcat.training.max_epochs",
     "2",

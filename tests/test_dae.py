@@ -14,7 +14,13 @@ from spacy_threephase.phase import read_log
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dae.cfg"
-FAST = {"training.progress": False, "training.batch_size": 4, "training.epochs": 1, "encoder.max_length": 32}
+FAST = {
+    "training.progress": False,
+    "training.batch_size": 4,
+    "training.epochs": 1,
+    "training.min_steps": 0,
+    "encoder.max_length": 32,
+}
 
 
 def build_tiny_roberta(path: Path, texts=TINY_TEXTS, hidden: int = 32) -> Path:

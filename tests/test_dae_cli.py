@@ -19,6 +19,8 @@ FAST = [
     "4",
     "--training.epochs",
     "1",
+    "--training.min_steps",
+    "0",
     "--encoder.max_length",
     "32",
 ]

@@ -25,6 +25,7 @@ def test_phase1_twice_identical_weights(tiny_encoder_dir, tmp_path):
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
     settings = {"training.progress": False, "training.batch_size": 4, "training.epochs": 2, "encoder.max_length": 32}
+    settings["training.min_steps"] = 0
     for name in ("a", "b"):
         train_dae(
             REPO / "configs" / "dae.cfg", texts, tmp_path / name, encoder=str(tiny_encoder_dir), overrides=settings
@@ -43,6 +44,7 @@ def test_phase2_twice_identical_metrics(tiny_encoder_dir, tmp_path):
         "training.batch_size": 2,
         "pairs.per_class": 2,
         "training.epochs": 2,
+        "training.min_steps": 0,
         "training.learning_rate": 1e-3,
         "encoder.max_length": 32,
         "training.dev_fraction": 0.34,

@@ -38,7 +38,7 @@ def test_dae_with_two_processes_writes_one_output(tiny_encoder_dir, tmp_path):
         *torchrun(), "--standalone", "--nproc_per_node", "2",
         "-m", "spacy_threephase", "dae", str(CONFIG), str(texts), str(out), "--encoder", str(tiny_encoder_dir),
         "--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "2",
-        "--encoder.max_length", "32", "--training.checkpoint_every", "2", "--training.torch_threads", "1",
+        "--training.min_steps", "0", "--encoder.max_length", "32", "--training.checkpoint_every", "2", "--training.torch_threads", "1",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -62,7 +62,7 @@ def test_contrastive_with_two_processes_has_the_same_weights_on_both_ranks(tiny_
         *torchrun(), "--standalone", "--nproc_per_node", "2", str(REPO / "tests" / "rank_digest_cli.py"), str(digests),
         "contrastive", str(REPO / "configs" / "contrastive.cfg"), str(corpus), str(out),
         "--encoder", str(tiny_encoder_dir), "--training.progress", "false",
-        "--training.batch_size", "4", "--pairs.per_class", "2", "--training.epochs", "2",
+        "--training.batch_size", "4", "--pairs.per_class", "2", "--training.epochs", "2", "--training.min_steps", "0",
         "--training.learning_rate", "0.001", "--encoder.max_length", "32", "--training.torch_threads", "1",
         "--training.select_best", "false",
     ]  # fmt: skip

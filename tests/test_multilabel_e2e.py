@@ -117,6 +117,8 @@ def run(tmp_path_factory, tiny_encoder_dir):
                 "--overwrite",
                 "--training.epochs",
                 "1",
+                "--training.min_steps",
+                "0",
                 "--training.batch_size",
                 "8",
                 "--encoder.max_length",

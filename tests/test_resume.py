@@ -28,6 +28,7 @@ DAE_SETTINGS = {
     "training.progress": False,
     "training.batch_size": 4,
     "training.epochs": 2,
+    "training.min_steps": 0,
     "encoder.max_length": 32,
     "training.checkpoint_every": 2,
     "training.patience": 0,  # run every step: the interruption must come before the end
@@ -37,6 +38,7 @@ CL_SETTINGS = {
     "training.batch_size": 4,  # class batches of 2 x 2 texts: 4 classes x 2 chunks = 4 steps per epoch
     "pairs.per_class": 2,
     "training.epochs": 3,
+    "training.min_steps": 0,
     "training.learning_rate": 1e-3,
     "encoder.max_length": 32,
     "training.checkpoint_every": 2,

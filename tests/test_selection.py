@@ -22,6 +22,7 @@ CL = {
     "training.progress": False,
     "training.batch_size": 4,
     "training.epochs": 3,
+    "training.min_steps": 0,
     "training.learning_rate": 3e-3,
     "encoder.max_length": 32,
     "training.eval_steps": 1,
@@ -35,6 +36,7 @@ DAE = {
     "training.batch_size": 4,
     "encoder.max_length": 32,
     "training.epochs": 2,
+    "training.min_steps": 0,
     "training.train_word_embeddings": True,
 }
 

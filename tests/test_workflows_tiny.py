@@ -37,6 +37,7 @@ TEXTCAT_BUDGET = {
 # select_best off: the trained weights are written even where the input encoder scores as well
 JOINT_BUDGET = {
     "training.epochs": 1,
+    "training.min_steps": 0,
     "training.batch_size": 8,
     "training.progress": False,
     "encoder.max_length": 32,
