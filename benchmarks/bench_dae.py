@@ -224,6 +224,8 @@ class OursDAE:
         }
         if args.word_embeddings != "config":
             overrides["training.train_word_embeddings"] = args.word_embeddings == "train"
+        if args.precision != "config":
+            overrides["training.mixed_precision"] = args.precision == "mixed"
         configure(self.phase, config_path("dae"), overrides, args.encoder)
         self.training = self.phase.settings["training"]
         enc_cfg = self.phase.settings["encoder"]
@@ -234,6 +236,10 @@ class OursDAE:
         self.model = self.phase.build(self.enc)
         self.tokenize = lambda texts: tokenize(self.enc.tokenizer, texts, self.enc.max_length)
         self.losses = []
+
+    def head_precision(self) -> str:
+        head = self.phase.objective.dae.decoder.get_output_embeddings()
+        return "bfloat16" if "forward" in vars(head) else "float32"
 
     def attention(self) -> str:
         decoder = self.phase.objective.dae.decoder
@@ -405,7 +411,8 @@ def compare(args) -> int:
         f"\nPhase 1 (DAE) training throughput: {len(texts)} texts of {args.data}, batch {args.batch_size}, max_length "
         f"{args.max_length}, deletion {args.deletion_ratio}, torch threads {args.threads}; "
         f"{args.rounds} interleaved rounds of {args.chunk_steps} steps each after {args.warmup_steps} warm-up steps "
-        f"({wall:.0f} s in all); ours: word embeddings {'trained' if trains_word_embeddings(args) else 'fixed'}; "
+        f"({wall:.0f} s in all); ours: word embeddings {'trained' if trains_word_embeddings(args) else 'fixed'}, "
+        f"LM head {ours.head_precision()}; "
         f"s-t optimizer: {args.st_optimizer}"
     )
     print(
@@ -588,6 +595,13 @@ def main(argv=None):
         choices=("config", "train", "fixed"),
         default="config",
         help="ours: train the word-embedding matrix or keep it fixed (default: as dae.cfg's train_word_embeddings)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("config", "mixed", "fp32"),
+        default="config",
+        help="ours: mixed_precision (on a CPU with AMX: the fixed LM head's vocabulary projection in bfloat16) "
+        "or float32 throughout (default: as dae.cfg's mixed_precision)",
     )
     parser.add_argument(
         "--torch-profiler",

@@ -10,7 +10,9 @@ and the LM head), so the adapted encoder is what the reconstruction loss trains.
 
 Speed: the LM head (hidden -> vocabulary) is the most expensive layer for small models
 such as MiniLM; for the architectures we know it is applied only to the non-padding
-target positions instead of to the whole padded batch.
+target positions instead of to the whole padded batch. With the word embeddings fixed and
+`bf16_head`, its vocabulary projection runs in bfloat16 (`Bf16Projection`): on CPUs with
+AMX tiles that matrix product is 2-3x faster, and the logits come back as float32.
 """
 
 import contextlib
@@ -33,10 +35,41 @@ _HEAD_ONLY_ON_TARGETS = {
 }
 
 
+def cpu_has_bf16_matrix_units() -> bool:
+    """True on CPUs with AMX tiles (bfloat16 matrix products in hardware; torch's private probe)."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # noqa: BLE001 - an unknown build: stay in float32
+        return False
+
+
+class Bf16Projection:
+    """The forward of a frozen `nn.Linear` in bfloat16: its weight cast once, the input cast per
+    call, the product (and its backward, the gradient for the input) in bfloat16, the result
+    float32 plus the float32 bias, which still trains. Only for a weight that does not change."""
+
+    def __init__(self, linear: nn.Linear):
+        self.linear = linear
+        self.weight = linear.weight.detach().to(torch.bfloat16)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = F.linear(x.to(torch.bfloat16), self.weight).float()
+        return out if self.linear.bias is None else out + self.linear.bias
+
+
 class DenoisingAutoEncoder(nn.Module):
     """Encoder (a transformers base model) + pooling + tied cross-attention decoder."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, pooling: str, *, train_word_embeddings: bool = True):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        decoder: nn.Module,
+        pooling: str,
+        *,
+        train_word_embeddings: bool = True,
+        bf16_head: bool = False,
+    ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
@@ -44,6 +77,9 @@ class DenoisingAutoEncoder(nn.Module):
         self._head_name: Optional[str] = _HEAD_ONLY_ON_TARGETS.get(type(decoder).__name__)
         if not train_word_embeddings:
             self.freeze_word_embeddings()
+            head = decoder.get_output_embeddings()
+            if bf16_head and isinstance(head, nn.Linear):
+                head.forward = Bf16Projection(head)  # the module, its weight and state dict stay as they are
 
     def freeze_word_embeddings(self) -> int:
         """Keep the word-embedding matrix (shared by the encoder, the decoder and, tied, the LM

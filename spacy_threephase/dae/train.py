@@ -8,7 +8,7 @@ from ..contrastive.corpus import load_train_dev
 from ..contrastive.dev import knn_evaluator
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import DAETrainingSection, EncoderSection
-from .model import DenoisingAutoEncoder, build_decoder
+from .model import DenoisingAutoEncoder, build_decoder, cpu_has_bf16_matrix_units
 from .objective import DAEObjective, HeldOutLoss
 from .texts import read_texts, split_heldout
 
@@ -30,7 +30,11 @@ class DAEPhase(Phase):
 
     def build(self, enc):
         t, decoder = self.settings["training"], build_decoder(enc.path, enc.model, name=enc.name)
-        dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling, train_word_embeddings=t.train_word_embeddings)
+        # mixed precision on a CPU: the frozen vocabulary projection in bfloat16 where AMX runs it
+        bf16_head = t.mixed_precision and t.gpu_id < 0 and cpu_has_bf16_matrix_units()
+        dae = DenoisingAutoEncoder(
+            enc.model, decoder, enc.pooling, train_word_embeddings=t.train_word_embeddings, bf16_head=bf16_head
+        )
         self.objective = DAEObjective(dae, enc.tokenizer, enc.max_length, self.texts, self.settings["noise"], t.seed)
         self.checkpointed = [self.objective.noise_stream]
         self.steps_per_epoch = count_batches(len(self.train_items), t.batch_size, t.bucket_batches)
