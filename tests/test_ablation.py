@@ -16,7 +16,13 @@ from spacy_threephase.ablation import AblationSettings, parse_variants, run_abla
 from spacy_threephase.cli import app
 from spacy_threephase.errors import UserError
 
-TINY = {"training.progress": False, "training.batch_size": 8, "encoder.max_length": 32, "training.epochs": 1, "training.min_steps": 0}
+TINY = {
+    "training.progress": False,
+    "training.batch_size": 8,
+    "encoder.max_length": 32,
+    "training.epochs": 1,
+    "training.min_steps": 0,
+}
 # phase 3: a few real steps (no warm-up, a high head rate), so that seeds and variants differ
 TEXTCAT = {
     "training.max_epochs": 3,

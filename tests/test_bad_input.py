@@ -17,8 +17,26 @@ from typer.testing import CliRunner
 from spacy_threephase.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-DAE = ["--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "1", "--training.min_steps", "0"]
-CL = ["--training.progress", "false", "--training.batch_size", "8", "--training.epochs", "1", "--training.min_steps", "0"]
+DAE = [
+    "--training.progress",
+    "false",
+    "--training.batch_size",
+    "4",
+    "--training.epochs",
+    "1",
+    "--training.min_steps",
+    "0",
+]
+CL = [
+    "--training.progress",
+    "false",
+    "--training.batch_size",
+    "8",
+    "--training.epochs",
+    "1",
+    "--training.min_steps",
+    "0",
+]
 LABELLED = [(t, ["music", "weather", "food", "alarm"][i % 4]) for i, t in enumerate(TINY_TEXTS)]
 
 

@@ -158,7 +158,18 @@ def test_cli_refuses_overwrite_and_reports_bad_keys(tmp_path, tiny_encoder_dir):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nonsense" in lines[0], res.output
     res = _cli(
-        base + ["--overwrite", "--training.epochs", "1", "--training.min_steps", "0", "--training.batch_size", "8", "--encoder.max_length", "32"]
+        base
+        + [
+            "--overwrite",
+            "--training.epochs",
+            "1",
+            "--training.min_steps",
+            "0",
+            "--training.batch_size",
+            "8",
+            "--encoder.max_length",
+            "32",
+        ]
     )
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()

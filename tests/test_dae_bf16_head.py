@@ -4,11 +4,16 @@ float32 within bfloat16's precision, and nothing of it reaches the saved weights
 
 import pytest
 import torch
-from test_dae import CONFIG, FAST, batch, tiny_roberta_dir  # noqa: F401 (a fixture)
+from test_dae import CONFIG, FAST, batch, build_tiny_roberta
 
 from spacy_threephase.dae import DenoisingAutoEncoder, build_decoder, train_dae
 from spacy_threephase.dae import model as dae_model
 from spacy_threephase.encoder import load_encoder
+
+
+@pytest.fixture(scope="module")
+def roberta_dir(tmp_path_factory):
+    return build_tiny_roberta(tmp_path_factory.mktemp("tiny_roberta"))
 
 
 def build(path, bf16_head):
@@ -29,8 +34,8 @@ def loss_and_grads(path, bf16_head):
 
 
 @pytest.mark.parametrize("kind", ["bert", "roberta"])
-def test_bf16_head_matches_float32_within_bf16_precision(kind, tiny_encoder_dir, tiny_roberta_dir):
-    path = tiny_encoder_dir if kind == "bert" else tiny_roberta_dir
+def test_bf16_head_matches_float32_within_bf16_precision(kind, tiny_encoder_dir, roberta_dir):
+    path = tiny_encoder_dir if kind == "bert" else roberta_dir
     _, loss32, grads32 = loss_and_grads(path, False)
     dae, loss16, grads16 = loss_and_grads(path, True)
     assert "forward" in vars(dae.decoder.get_output_embeddings())  # the bf16 projection is in use

@@ -38,7 +38,8 @@ def test_dae_with_two_processes_writes_one_output(tiny_encoder_dir, tmp_path):
         *torchrun(), "--standalone", "--nproc_per_node", "2",
         "-m", "spacy_threephase", "dae", str(CONFIG), str(texts), str(out), "--encoder", str(tiny_encoder_dir),
         "--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "2",
-        "--training.min_steps", "0", "--encoder.max_length", "32", "--training.checkpoint_every", "2", "--training.torch_threads", "1",
+        "--training.min_steps", "0", "--encoder.max_length", "32", "--training.checkpoint_every", "2",
+        "--training.torch_threads", "1",
     ]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -20,7 +20,16 @@ from conftest import REPO_ROOT, TINY_LABELLED, build_tiny_encoder
 pytestmark = pytest.mark.slow
 
 ROWS = TINY_LABELLED[:9]
-SMALL = ["--training.progress", "false", "--training.batch_size", "4", "--training.epochs", "1", "--training.min_steps", "0"]
+SMALL = [
+    "--training.progress",
+    "false",
+    "--training.batch_size",
+    "4",
+    "--training.epochs",
+    "1",
+    "--training.min_steps",
+    "0",
+]
 
 
 def copy_repo(dest: Path) -> Path:

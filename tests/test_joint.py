@@ -107,7 +107,18 @@ def test_cli_refuses_overwrite_and_bad_weights(tmp_path, tiny_encoder_dir):
     assert res.exit_code == 1 and "dae_weight" in res.output
     res = CliRunner().invoke(
         app,
-        base + ["--overwrite", "--training.epochs", "1", "--training.min_steps", "0", "--training.batch_size", "8", "--encoder.max_length", "32"],
+        base
+        + [
+            "--overwrite",
+            "--training.epochs",
+            "1",
+            "--training.min_steps",
+            "0",
+            "--training.batch_size",
+            "8",
+            "--encoder.max_length",
+            "32",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
