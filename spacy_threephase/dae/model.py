@@ -10,9 +10,11 @@ and the LM head), so the adapted encoder is what the reconstruction loss trains.
 
 Speed: the LM head (hidden -> vocabulary) is the most expensive layer for small models
 such as MiniLM; for the architectures we know it is applied only to the non-padding
-target positions instead of to the whole padded batch. With the word embeddings fixed and
-`bf16_head`, its vocabulary projection runs in bfloat16 (`Bf16Projection`): on CPUs with
-AMX tiles that matrix product is 2-3x faster, and the logits come back as float32.
+target positions instead of to the whole padded batch. The cross-attention over the
+one-vector memory skips its queries, keys and attention product (`cross_attention.py`).
+With the word embeddings fixed and `bf16_head`, the LM head's vocabulary projection runs in
+bfloat16 (`Bf16Projection`): on CPUs with AMX tiles that matrix product is 2-3x faster;
+the logits come back as float32.
 """
 
 import contextlib
@@ -24,6 +26,7 @@ from torch.nn import functional as F
 
 from ..encoder import from_pretrained_fused, pool
 from ..errors import UserError
+from .cross_attention import one_vector_cross_attention
 
 # Causal-LM classes whose forward is exactly `head(base_model(...).last_hidden_state)`
 # with a single head module: for these we apply the head to the target positions only.
@@ -75,6 +78,7 @@ class DenoisingAutoEncoder(nn.Module):
         self.decoder = decoder
         self.pooling = pooling
         self._head_name: Optional[str] = _HEAD_ONLY_ON_TARGETS.get(type(decoder).__name__)
+        one_vector_cross_attention(decoder)  # the memory is one vector: skip what cannot change the result
         if not train_word_embeddings:
             self.freeze_word_embeddings()
             head = decoder.get_output_embeddings()
