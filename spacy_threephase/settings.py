@@ -56,7 +56,8 @@ class TrainingSection(Section):
     min_steps: int = Field(0, ge=0)
     seed: int = 0
     gpu_id: int = -1  # -1 = CPU; >= 0 = use CUDA (that device in a one-process run)
-    mixed_precision: bool = True  # only used on CUDA (bf16 where supported, else fp16)
+    # CUDA: bf16 where supported, else fp16; CPU: phase 1's fixed LM head in bf16 where the CPU has AMX
+    mixed_precision: bool = True
     progress: bool = True
     checkpoint_every: int = Field(500, ge=0)  # steps between resumable checkpoints; 0 = none
     torch_threads: int = Field(0, ge=0)  # CPU threads for torch; 0 = torch's default
