@@ -84,6 +84,15 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def mixed_precision(args) -> bool:
+    """Whether ours runs with mixed_precision: --precision, else the shipped dae.cfg."""
+    if args.precision != "config":
+        return args.precision == "mixed"
+    from spacy_threephase.config import load_config
+
+    return bool(load_config(config_path("dae"), interpolate=False)["training"].get("mixed_precision", True))
+
+
 def trains_word_embeddings(args) -> bool:
     """Whether ours trains the word embeddings: --word-embeddings, else the shipped dae.cfg."""
     if args.word_embeddings != "config":
@@ -471,6 +480,14 @@ def profile(args) -> int:
     dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
     if not trains_word_embeddings(args):
         dae.freeze_word_embeddings()
+        head = dae.decoder.get_output_embeddings()
+        try:  # as phase 1 builds it: with mixed precision on an AMX CPU, the fixed LM head in bfloat16
+            from spacy_threephase.dae.model import Bf16Projection, cpu_has_bf16_matrix_units
+
+            if mixed_precision(args) and cpu_has_bf16_matrix_units():
+                head.forward = Bf16Projection(head)
+        except ImportError:  # an older checkout
+            pass
     try:  # the current code: texts tokenized once, length-bucketed batches, build_optimizer
         from spacy_threephase.batching import TokenizedTexts, bucketed_batches
         from spacy_threephase.settings import DAETrainingSection

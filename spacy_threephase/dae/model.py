@@ -48,17 +48,18 @@ def cpu_has_bf16_matrix_units() -> bool:
 
 
 class Bf16Projection:
-    """The forward of a frozen `nn.Linear` in bfloat16: its weight cast once, the input cast per
-    call, the product (and its backward, the gradient for the input) in bfloat16, the result
-    float32 plus the float32 bias, which still trains. Only for a weight that does not change."""
+    """The forward of a frozen `nn.Linear` in bfloat16: its weight cast once, the input and the
+    bias (which still trains, its gradient float32) cast per call, the product and its backward
+    in bfloat16, the result float32. Only for a weight that does not change."""
 
     def __init__(self, linear: nn.Linear):
         self.linear = linear
         self.weight = linear.weight.detach().to(torch.bfloat16)
 
     def __call__(self, x: Tensor) -> Tensor:
-        out = F.linear(x.to(torch.bfloat16), self.weight).float()
-        return out if self.linear.bias is None else out + self.linear.bias
+        bias = self.linear.bias
+        bias = None if bias is None else bias.to(torch.bfloat16)  # added in the product: no float32 pass
+        return F.linear(x.to(torch.bfloat16), self.weight, bias).float()
 
 
 class DenoisingAutoEncoder(nn.Module):
