@@ -9,6 +9,15 @@ SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO_ROOT / "assets" / "demo"
 
+
+def quick_phase_args(batch_size: int, max_length: int = 0) -> list:
+    """Command-line settings for a one-epoch phase-1/2/Joint run on tiny data: no progress bar
+    and no step floor (`min_steps` would stretch a few texts to 200 steps)."""
+    args = ["--training.progress", "false", "--training.batch_size", str(batch_size)]
+    args += ["--training.epochs", "1", "--training.min_steps", "0"]
+    return args + (["--encoder.max_length", str(max_length)] if max_length else [])
+
+
 TINY_TEXTS = [
     "play some jazz music in the kitchen",
     "play the new album by the beatles",

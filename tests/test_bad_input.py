@@ -11,32 +11,14 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY_TEXTS
+from conftest import TINY_TEXTS, quick_phase_args
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-DAE = [
-    "--training.progress",
-    "false",
-    "--training.batch_size",
-    "4",
-    "--training.epochs",
-    "1",
-    "--training.min_steps",
-    "0",
-]
-CL = [
-    "--training.progress",
-    "false",
-    "--training.batch_size",
-    "8",
-    "--training.epochs",
-    "1",
-    "--training.min_steps",
-    "0",
-]
+DAE = quick_phase_args(4)
+CL = quick_phase_args(8)
 LABELLED = [(t, ["music", "weather", "food", "alarm"][i % 4]) for i, t in enumerate(TINY_TEXTS)]
 
 

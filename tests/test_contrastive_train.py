@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import quick_phase_args
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
@@ -157,20 +158,7 @@ def test_cli_refuses_overwrite_and_reports_bad_keys(tmp_path, tiny_encoder_dir):
     assert res.exit_code == 1
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "nonsense" in lines[0], res.output
-    res = _cli(
-        base
-        + [
-            "--overwrite",
-            "--training.epochs",
-            "1",
-            "--training.min_steps",
-            "0",
-            "--training.batch_size",
-            "8",
-            "--encoder.max_length",
-            "32",
-        ]
-    )
+    res = _cli(base + ["--overwrite", *quick_phase_args(8, max_length=32)])
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()
 

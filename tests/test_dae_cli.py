@@ -5,25 +5,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY_TEXTS
+from conftest import TINY_TEXTS, quick_phase_args
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "configs" / "dae.cfg"
-FAST = [
-    "--training.progress",
-    "false",
-    "--training.batch_size",
-    "4",
-    "--training.epochs",
-    "1",
-    "--training.min_steps",
-    "0",
-    "--encoder.max_length",
-    "32",
-]
+FAST = quick_phase_args(4, max_length=32)
 
 
 @pytest.fixture

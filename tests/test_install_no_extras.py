@@ -15,21 +15,12 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, TINY_LABELLED, build_tiny_encoder
+from conftest import REPO_ROOT, TINY_LABELLED, build_tiny_encoder, quick_phase_args
 
 pytestmark = pytest.mark.slow
 
 ROWS = TINY_LABELLED[:9]
-SMALL = [
-    "--training.progress",
-    "false",
-    "--training.batch_size",
-    "4",
-    "--training.epochs",
-    "1",
-    "--training.min_steps",
-    "0",
-]
+SMALL = quick_phase_args(4)
 
 
 def copy_repo(dest: Path) -> Path:

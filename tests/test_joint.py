@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import quick_phase_args
 from test_contrastive_train import LABELLED, write_corpus
 from typer.testing import CliRunner
 
@@ -107,18 +108,7 @@ def test_cli_refuses_overwrite_and_bad_weights(tmp_path, tiny_encoder_dir):
     assert res.exit_code == 1 and "dae_weight" in res.output
     res = CliRunner().invoke(
         app,
-        base
-        + [
-            "--overwrite",
-            "--training.epochs",
-            "1",
-            "--training.min_steps",
-            "0",
-            "--training.batch_size",
-            "8",
-            "--encoder.max_length",
-            "32",
-        ],
+        base + ["--overwrite", *quick_phase_args(8, max_length=32)],
     )
     assert res.exit_code == 0, res.output
     assert (out / "model.safetensors").exists() and not (out / "keep.txt").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy
 import pytest
 import spacy
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, quick_phase_args
 from typer.testing import CliRunner
 
 from spacy_threephase.cli import app
@@ -115,16 +115,7 @@ def run(tmp_path_factory, tiny_encoder_dir):
                 "--encoder",
                 str(tiny_encoder_dir),
                 "--overwrite",
-                "--training.epochs",
-                "1",
-                "--training.min_steps",
-                "0",
-                "--training.batch_size",
-                "8",
-                "--encoder.max_length",
-                "32",
-                "--training.progress",
-                "false",
+                *quick_phase_args(8, max_length=32),
             ],
         )
     )
