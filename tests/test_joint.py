@@ -64,10 +64,10 @@ def test_train_joint_writes_loadable_encoder_and_both_losses_fall(tmp_path, tiny
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     (corpus / "texts.txt").write_text("\n".join(t for t, _ in LABELLED) + "\n")
     out = tmp_path / "out"
-    summary = train_joint(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 4})
+    summary = train_joint(CONFIG, corpus, out, encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 6})
     assert summary["dae_texts_source"].endswith("texts.txt")
     epochs = summary["epochs"]
-    assert len(epochs) == 4
+    assert len(epochs) == 6  # (4 epochs left the cosine gap 0.0099 above the input's in one CI run: too thin)
     first, last = epochs[0]["extra"], epochs[-1]["extra"]
     # DAE: the reconstruction loss falls; CL: dev same-class vs different-class cosine gap
     # widens (the per-epoch CL loss is noisy here: new pairs every epoch on 12 texts)
