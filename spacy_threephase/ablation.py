@@ -191,16 +191,41 @@ def run_ablation(
 
 
 def _run_identity(s: AblationSettings, source, variants: List[str]) -> Dict[str, Any]:
-    """What makes two runs the same ablation: data, variants, seeds, encoder, configs (their
-    text) and overrides. Not the device or --keep-models."""
+    """What makes two runs the same ablation: data, variants, seeds, encoder, the settings of
+    the configs its variants use (parsed: a comment does not count) and overrides. Not the
+    device or --keep-models."""
+    from thinc.api import Config
+
+    steps = {step for v in variants for step in RECIPES[v]}
+    used = {
+        "dae_config": "dae" in steps,
+        "contrastive_config": any(step.startswith("cl_") for step in steps),
+        "joint_config": "joint" in steps,
+        "textcat_config": True,
+    }
     configs = {
-        k: Path(getattr(s, k)).read_text(encoding="utf8")
-        for k in ("dae_config", "contrastive_config", "joint_config", "textcat_config")
+        k: Config().from_str(Path(getattr(s, k)).read_text(encoding="utf8"), interpolate=False)
+        for k, needed in used.items()
+        if needed
     }
     overrides = {k: getattr(s, k) for k in ("dae_overrides", "cl_overrides", "joint_overrides", "textcat_overrides")}
     identity = {"source": str(Path(str(source)).resolve()), "variants": variants, "seeds": list(s.seeds)}
     identity.update(encoder=s.encoder, cl_sampler=s.cl_sampler, configs=configs, overrides=overrides)
     return json.loads(json.dumps(identity, default=str))
+
+
+def _parsed_configs(recorded: Dict[str, Any], now: Dict[str, Any]) -> Dict[str, Any]:
+    """A recorded run's configs as _run_identity has them now: parsed (runs recorded before
+    0.1's resume kept their text) and only those the run's variants use."""
+    from thinc.api import Config
+
+    parsed = {}
+    for key in now:
+        value = recorded.get(key)
+        if isinstance(value, str):
+            value = json.loads(json.dumps(Config().from_str(value, interpolate=False), default=str))
+        parsed[key] = value
+    return parsed
 
 
 def _same_run(work: Path, s: AblationSettings, source, variants: List[str]) -> bool:
@@ -213,6 +238,7 @@ def _same_run(work: Path, s: AblationSettings, source, variants: List[str]) -> b
         raise UserError(f"{work.parent}: not a resumable ablation run (no {RUN_FILE}); use --overwrite to replace it")
     before = json.loads(path.read_text(encoding="utf8"))
     now = _run_identity(s, source, variants)
+    before["configs"] = _parsed_configs(before.get("configs", {}), now.get("configs", {}))
     changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     if changed:
         raise UserError(

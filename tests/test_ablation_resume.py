@@ -5,6 +5,8 @@ kept work's time once, and refuses to continue a run made with other settings.""
 import json
 import os
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from faults import Interrupted, interrupt_at
@@ -80,6 +82,19 @@ def test_resume_after_kills_in_phase_2_and_phase_3(tmp_path, tiny_encoder_dir, p
         run_ablation(data, out, s, resume=True, overwrite=True)
     assert (out / "ablation.json").exists()
 
+    # 6. a comment, or a config that no variant of this run uses (phase 1's), is the same run;
+    # a changed setting of a config it uses is not
+    commented, dae = tmp_path / "contrastive.cfg", tmp_path / "dae.cfg"
+    commented.write_text("# a note\n" + Path(s.contrastive_config).read_text())
+    dae.write_text(Path(s.dae_config).read_text().replace("epochs = 3", "epochs = 4"))
+    same = replace(s, contrastive_config=commented, dae_config=dae)
+    assert run_ablation(data, out, same, resume=True, train_textcat=real_phase3)["runs"] == result["runs"]
+    assert len(phase_calls) == 2 and len(phase3) == 3
+    changed = tmp_path / "contrastive-changed.cfg"
+    changed.write_text(Path(s.contrastive_config).read_text().replace("per_class = 4", "per_class = 3"))
+    with pytest.raises(UserError, match="other configs"):
+        run_ablation(data, out, replace(s, contrastive_config=changed), resume=True)
+
 
 def test_resume_refuses_a_folder_that_is_not_an_ablation_run(tmp_path, tiny_encoder_dir):
     out = tmp_path / "abl"
@@ -115,3 +130,24 @@ def test_progress_counts_a_killed_attempt_up_to_its_last_checkpoint(tmp_path):
     # a run that is not resumable reads and writes nothing
     assert Progress(tmp_path / "other", enabled=False).start("x", output) == 0.0
     assert not (tmp_path / "other").exists()
+
+
+def test_a_run_recorded_with_config_texts_still_resumes(tmp_path, tiny_encoder_dir):
+    """Runs recorded before the identity parsed its configs kept their text: same settings resume."""
+    s = _settings(tiny_encoder_dir)
+    work = tmp_path / "abl" / "work"
+    work.mkdir(parents=True)
+    record = ablation._run_identity(s, "data", ["cl_ft", "ft"])
+    record["configs"] = {k: Path(getattr(s, k)).read_text(encoding="utf8") for k in ablation_config_keys()}
+    (work / ablation.RUN_FILE).write_text(json.dumps(record))
+    assert ablation._same_run(work, s, "data", ["cl_ft", "ft"]) is True
+    record["configs"]["contrastive_config"] = record["configs"]["contrastive_config"].replace(
+        "per_class = 4", "per_class = 3"
+    )
+    (work / ablation.RUN_FILE).write_text(json.dumps(record))
+    with pytest.raises(UserError, match="other configs"):
+        ablation._same_run(work, s, "data", ["cl_ft", "ft"])
+
+
+def ablation_config_keys():
+    return ("dae_config", "contrastive_config", "joint_config", "textcat_config")
