@@ -215,8 +215,8 @@ def _run_identity(s: AblationSettings, source, variants: List[str]) -> Dict[str,
 
 
 def _parsed_configs(recorded: Dict[str, Any], now: Dict[str, Any]) -> Dict[str, Any]:
-    """A recorded run's configs as _run_identity has them now: parsed (runs recorded before
-    0.1's resume kept their text) and only those the run's variants use."""
+    """A recorded run's configs as _run_identity has them now: parsed (records written before
+    the identity parsed its configs hold their text) and only those the run's variants use."""
     from thinc.api import Config
 
     parsed = {}
