@@ -84,22 +84,25 @@ def set_threads(threads: int) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def shipped_dae_setting(key: str, default: bool) -> bool:
+    """A [training] setting of the shipped dae.cfg."""
+    from spacy_threephase.config import load_config
+
+    return bool(load_config(config_path("dae"), interpolate=False)["training"].get(key, default))
+
+
 def mixed_precision(args) -> bool:
     """Whether ours runs with mixed_precision: --precision, else the shipped dae.cfg."""
     if args.precision != "config":
         return args.precision == "mixed"
-    from spacy_threephase.config import load_config
-
-    return bool(load_config(config_path("dae"), interpolate=False)["training"].get("mixed_precision", True))
+    return shipped_dae_setting("mixed_precision", True)
 
 
 def trains_word_embeddings(args) -> bool:
     """Whether ours trains the word embeddings: --word-embeddings, else the shipped dae.cfg."""
     if args.word_embeddings != "config":
         return args.word_embeddings == "train"
-    from spacy_threephase.config import load_config
-
-    return bool(load_config(config_path("dae"), interpolate=False)["training"].get("train_word_embeddings", True))
+    return shipped_dae_setting("train_word_embeddings", True)
 
 
 def config_path(name: str) -> Path:
@@ -477,17 +480,16 @@ def profile(args) -> int:
     seed_all(seed)
     enc = load_encoder(args.encoder, max_length=args.max_length)
     seed_all(seed)
-    dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling)
-    if not trains_word_embeddings(args):
-        dae.freeze_word_embeddings()
-        head = dae.decoder.get_output_embeddings()
-        try:  # as phase 1 builds it: with mixed precision on an AMX CPU, the fixed LM head in bfloat16
-            from spacy_threephase.dae.model import Bf16Projection, cpu_has_bf16_matrix_units
+    decoder, trains = build_decoder(enc.path, enc.model), trains_word_embeddings(args)
+    try:  # as phase 1 builds it: with mixed precision on an AMX CPU, the fixed LM head in bfloat16
+        from spacy_threephase.dae.model import cpu_has_bf16_matrix_units
 
-            if mixed_precision(args) and cpu_has_bf16_matrix_units():
-                head.forward = Bf16Projection(head)
-        except ImportError:  # an older checkout
-            pass
+        bf16_head = mixed_precision(args) and cpu_has_bf16_matrix_units()
+        dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling, train_word_embeddings=trains, bf16_head=bf16_head)
+    except ImportError:  # an older checkout
+        dae = DenoisingAutoEncoder(enc.model, decoder, enc.pooling)
+        if not trains:
+            dae.freeze_word_embeddings()
     try:  # the current code: texts tokenized once, length-bucketed batches, build_optimizer
         from spacy_threephase.batching import TokenizedTexts, bucketed_batches
         from spacy_threephase.settings import DAETrainingSection

@@ -194,8 +194,6 @@ def _run_identity(s: AblationSettings, source, variants: List[str]) -> Dict[str,
     """What makes two runs the same ablation: data, variants, seeds, encoder, the settings of
     the configs its variants use (parsed: a comment does not count) and overrides. Not the
     device or --keep-models."""
-    from thinc.api import Config
-
     steps = {step for v in variants for step in RECIPES[v]}
     used = {
         "dae_config": "dae" in steps,
@@ -203,29 +201,24 @@ def _run_identity(s: AblationSettings, source, variants: List[str]) -> Dict[str,
         "joint_config": "joint" in steps,
         "textcat_config": True,
     }
-    configs = {
-        k: Config().from_str(Path(getattr(s, k)).read_text(encoding="utf8"), interpolate=False)
-        for k, needed in used.items()
-        if needed
-    }
+    configs = {k: _settings_of(Path(getattr(s, k)).read_text(encoding="utf8")) for k, needed in used.items() if needed}
     overrides = {k: getattr(s, k) for k in ("dae_overrides", "cl_overrides", "joint_overrides", "textcat_overrides")}
     identity = {"source": str(Path(str(source)).resolve()), "variants": variants, "seeds": list(s.seeds)}
     identity.update(encoder=s.encoder, cl_sampler=s.cl_sampler, configs=configs, overrides=overrides)
     return json.loads(json.dumps(identity, default=str))
 
 
+def _settings_of(config_text: str) -> Dict[str, Any]:
+    """A config's settings as plain JSON data (comments and layout do not count)."""
+    from thinc.api import Config
+
+    return json.loads(json.dumps(Config().from_str(config_text, interpolate=False), default=str))
+
+
 def _parsed_configs(recorded: Dict[str, Any], now: Dict[str, Any]) -> Dict[str, Any]:
     """A recorded run's configs as _run_identity has them now: parsed (records written before
     the identity parsed its configs hold their text) and only those the run's variants use."""
-    from thinc.api import Config
-
-    parsed = {}
-    for key in now:
-        value = recorded.get(key)
-        if isinstance(value, str):
-            value = json.loads(json.dumps(Config().from_str(value, interpolate=False), default=str))
-        parsed[key] = value
-    return parsed
+    return {k: _settings_of(v) if isinstance(v, str) else v for k, v in ((k, recorded.get(k)) for k in now)}
 
 
 def _same_run(work: Path, s: AblationSettings, source, variants: List[str]) -> bool:
