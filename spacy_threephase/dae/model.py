@@ -12,8 +12,10 @@ Speed: the LM head (hidden -> vocabulary) is the most expensive layer for small 
 such as MiniLM; for the architectures we know it is applied only to the non-padding
 target positions instead of to the whole padded batch. The cross-attention over the
 one-vector memory skips its queries, keys and attention product (`cross_attention.py`).
-With the word embeddings fixed and `bf16_head`, the LM head's vocabulary projection runs in
-bfloat16 (`Bf16Projection`): on CPUs with AMX tiles that matrix product is 2-3x faster;
+For the BERT family the encoder runs on the noisy texts' real wordpieces only
+(`packed_encoder.py`): word deletion leaves a length-bucketed batch a third padding.
+With the word embeddings fixed and `bf16_head`, the LM head's vocabulary projection runs
+in bfloat16 (`Bf16Projection`): on CPUs with AMX tiles that matrix product is 2-3x faster;
 the logits come back as float32.
 """
 
@@ -26,6 +28,7 @@ from torch.nn import functional as F
 
 from ..encoder import from_pretrained_fused, pool
 from ..errors import UserError
+from ..packed_encoder import packable, packed_sentence_vectors
 from .cross_attention import one_vector_cross_attention
 
 # Causal-LM classes whose forward is exactly `head(base_model(...).last_hidden_state)`
@@ -79,6 +82,7 @@ class DenoisingAutoEncoder(nn.Module):
         self.decoder = decoder
         self.pooling = pooling
         self._head_name: Optional[str] = _HEAD_ONLY_ON_TARGETS.get(type(decoder).__name__)
+        self.packed = packable(encoder)  # the noisy texts' padding skipped (`packed_encoder.py`)
         one_vector_cross_attention(decoder)  # the memory is one vector: skip what cannot change the result
         if not train_word_embeddings:
             self.freeze_word_embeddings()
@@ -102,6 +106,8 @@ class DenoisingAutoEncoder(nn.Module):
 
     def encode(self, features: Dict[str, Tensor]) -> Tensor:
         """The sentence vector of (noisy) texts: encoder, then pooling. (batch, hidden)"""
+        if self.packed:
+            return packed_sentence_vectors(self.encoder, features, self.pooling)
         hidden = self.encoder(**features).last_hidden_state
         return pool(hidden, features["attention_mask"], self.pooling)
 
