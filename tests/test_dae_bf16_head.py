@@ -66,15 +66,17 @@ def test_bf16_head_needs_the_word_embeddings_fixed(tiny_encoder_dir):
 def test_phase1_uses_it_with_mixed_precision_on_amx(mixed, tiny_encoder_dir, tmp_path, monkeypatch):
     from conftest import TINY_TEXTS
 
-    calls = []
-    original = dae_model.Bf16Projection.__call__
-    monkeypatch.setattr(dae_model.Bf16Projection, "__call__", lambda self, x: calls.append(1) or original(self, x))
+    calls = []  # the precision of the vocabulary projection each training loss used
+    original = dae_model.ProjectedCrossEntropy.__call__
+    monkeypatch.setattr(
+        dae_model.ProjectedCrossEntropy, "__call__", lambda self, *a: calls.append(self.weight.dtype) or original(self, *a)
+    )
     monkeypatch.setattr("spacy_threephase.dae.train.cpu_has_bf16_matrix_units", lambda: True)
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS) + "\n", encoding="utf8")
     overrides = {**FAST, "training.mixed_precision": mixed}
     train_dae(CONFIG, texts, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=overrides)
-    assert bool(calls) is mixed
+    assert calls and set(calls) == {torch.bfloat16 if mixed else torch.float32}
 
 
 def test_cpu_probe_is_a_bool():

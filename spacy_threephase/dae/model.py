@@ -16,7 +16,9 @@ For the BERT family the encoder runs on the noisy texts' real wordpieces only
 (`packed_encoder.py`): word deletion leaves a length-bucketed batch a third padding.
 With the word embeddings fixed and `bf16_head`, the LM head's vocabulary projection runs
 in bfloat16 (`Bf16Projection`): on CPUs with AMX tiles that matrix product is 2-3x faster;
-the logits come back as float32.
+the logits come back as float32. With the word embeddings fixed, the projection and the
+cross-entropy are computed together a few rows at a time (`lm_loss.py`). On a CPU, dropout
+draws its masks from 16-bit random integers (`dropout.py`) instead of one-thread Bernoulli draws.
 """
 
 import contextlib
@@ -30,6 +32,8 @@ from ..encoder import from_pretrained_fused, pool
 from ..errors import UserError
 from ..packed_encoder import packable, packed_sentence_vectors
 from .cross_attention import one_vector_cross_attention
+from .dropout import install_fast_dropout
+from .lm_loss import ProjectedCrossEntropy
 
 # Causal-LM classes whose forward is exactly `head(base_model(...).last_hidden_state)`
 # with a single head module: for these we apply the head to the target positions only.
@@ -84,11 +88,15 @@ class DenoisingAutoEncoder(nn.Module):
         self._head_name: Optional[str] = _HEAD_ONLY_ON_TARGETS.get(type(decoder).__name__)
         self.packed = packable(encoder)  # the noisy texts' padding skipped (`packed_encoder.py`)
         one_vector_cross_attention(decoder)  # the memory is one vector: skip what cannot change the result
+        install_fast_dropout(self)  # on a CPU, dropout masks drawn 16 bits an element (`dropout.py`)
+        self._projected_loss: Optional[ProjectedCrossEntropy] = None
         if not train_word_embeddings:
             self.freeze_word_embeddings()
             head = decoder.get_output_embeddings()
             if bf16_head and isinstance(head, nn.Linear):
                 head.forward = Bf16Projection(head)  # the module, its weight and state dict stay as they are
+            if self._head_name is not None and isinstance(head, nn.Linear):
+                self._projected_loss = ProjectedCrossEntropy(head, bf16=bf16_head)
 
     def freeze_word_embeddings(self) -> int:
         """Keep the word-embedding matrix (shared by the encoder, the decoder and, tied, the LM
@@ -138,7 +146,12 @@ class DenoisingAutoEncoder(nn.Module):
         kwargs = self._decoder_kwargs(sentence_vectors, inputs, mask[:, :-1])
         if self._head_name is not None:
             hidden = self.decoder.base_model(**kwargs).last_hidden_state
-            logits = getattr(self.decoder, self._head_name)(hidden[keep])
+            head = getattr(self.decoder, self._head_name)
+            if self._projected_loss is not None:  # the fixed vocabulary projection fused with the loss
+                with self._projected_loss.projection_skipped():
+                    features = head(hidden[keep])
+                return self._projected_loss(features, labels[keep])
+            logits = head(hidden[keep])
         else:
             logits = self.decoder(**kwargs).logits[keep]
         return F.cross_entropy(logits.float(), labels[keep])
