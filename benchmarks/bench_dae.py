@@ -538,9 +538,16 @@ def profile(args) -> int:
         kwargs = dae._decoder_kwargs(vectors, ids[:, :-1], mask[:, :-1])
         hidden = dae.decoder.base_model(**kwargs).last_hidden_state
         t.append(time.perf_counter())
-        logits = getattr(dae.decoder, head_name)(hidden[keep])  # BertLMHeadModel: the head on target positions
-        t.append(time.perf_counter())
-        loss = F.cross_entropy(logits.float(), labels[keep])
+        fused = getattr(dae, "_projected_loss", None)  # the fixed projection fused with the loss (lm_loss.py)
+        if fused is not None:  # "LM head": its transform; "loss": projection + cross-entropy, fwd and grads
+            with fused.projection_skipped():
+                features = getattr(dae.decoder, head_name)(hidden[keep])
+            t.append(time.perf_counter())
+            loss = fused(features, labels[keep])
+        else:
+            logits = getattr(dae.decoder, head_name)(hidden[keep])  # BertLMHeadModel: the head on target positions
+            t.append(time.perf_counter())
+            loss = F.cross_entropy(logits.float(), labels[keep])
         t.append(time.perf_counter())
         loss.backward()
         t.append(time.perf_counter())
