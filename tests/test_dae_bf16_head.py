@@ -69,7 +69,9 @@ def test_phase1_uses_it_with_mixed_precision_on_amx(mixed, tiny_encoder_dir, tmp
     calls = []  # the precision of the vocabulary projection each training loss used
     original = dae_model.ProjectedCrossEntropy.__call__
     monkeypatch.setattr(
-        dae_model.ProjectedCrossEntropy, "__call__", lambda self, *a: calls.append(self.weight.dtype) or original(self, *a)
+        dae_model.ProjectedCrossEntropy,
+        "__call__",
+        lambda self, *a: calls.append(self.weight.dtype) or original(self, *a),
     )
     monkeypatch.setattr("spacy_threephase.dae.train.cpu_has_bf16_matrix_units", lambda: True)
     texts = tmp_path / "texts.txt"

@@ -49,7 +49,9 @@ def test_shapes_and_edge_probabilities():
 
 
 def test_installed_forward_keeps_the_modules_behaviour():
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.3), torch.nn.Sequential(torch.nn.Dropout(0.1)))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4), torch.nn.Dropout(0.3), torch.nn.Sequential(torch.nn.Dropout(0.1))
+    )
     assert install_fast_dropout(model) == 2
     assert install_fast_dropout(model) == 0  # once
     drop = model[1]

@@ -91,7 +91,9 @@ def test_the_dae_loss_is_unchanged(bf16_head, tiny_encoder_dir):
     assert fused_loss == pytest.approx(loss, **tol)
     assert fused_grads.keys() == grads.keys()
     for name, grad in grads.items():
-        assert torch.allclose(fused_grads[name], grad, rtol=5e-2 if bf16_head else 1e-4, atol=1e-3 if bf16_head else 1e-6), name
+        assert torch.allclose(
+            fused_grads[name], grad, rtol=5e-2 if bf16_head else 1e-4, atol=1e-3 if bf16_head else 1e-6
+        ), name
 
 
 def test_not_used_when_the_word_embeddings_train(tiny_encoder_dir):

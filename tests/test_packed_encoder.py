@@ -75,7 +75,10 @@ def test_dropout_is_applied_like_the_models_own(encoder):
     model.train()
     torch.manual_seed(1)
     with torch.no_grad():
-        draws = {run: torch.stack([run(model, features, "mean") for _ in range(300)]) for run in (padded, packed_sentence_vectors)}
+        draws = {
+            run: torch.stack([run(model, features, "mean") for _ in range(300)])
+            for run in (padded, packed_sentence_vectors)
+        }
     own, ours = draws[padded], draws[packed_sentence_vectors]
     assert ours.std(0).mean() > 0.02  # dropout is on
     standard_error = ((ours.var(0) + own.var(0)) / len(ours)).sqrt()
