@@ -65,8 +65,14 @@ def gap(model_dir, rows):
 
 
 @pytest.mark.parametrize("sampler", ["class_batches", "paper"])
-def test_training_separates_classes(tmp_path, tiny_encoder_dir, paper_cl_config, sampler):
-    """The default (class-aware batches, loss over every in-batch pair) and the paper's shuffled pairs."""
+def test_training_separates_classes(tmp_path, tiny_encoder_dir, paper_cl_config, sampler, monkeypatch):
+    """The default (class-aware batches, loss over every in-batch pair) and the paper's shuffled pairs,
+    both encoding their batches without padding (packed_encoder.py)."""
+    from spacy_threephase.contrastive import task
+
+    packed = []
+    own = task.packed_sentence_vectors
+    monkeypatch.setattr(task, "packed_sentence_vectors", lambda *a: packed.append(1) or own(*a))
     corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
     out = tmp_path / "out"
     config, extra = (CONFIG, {}) if sampler == "class_batches" else (paper_cl_config, {"pairs.multiplier": 10})
@@ -78,6 +84,7 @@ def test_training_separates_classes(tmp_path, tiny_encoder_dir, paper_cl_config,
         overrides={**FAST, "training.epochs": 6, "training.learning_rate": 3e-3, **extra},
     )
     assert summary["sampler"] == ("ClassBatchSampler" if sampler == "class_batches" else "ShuffledPairSampler")
+    assert len(packed) >= 6  # every training step
     before, after = gap(tiny_encoder_dir, LABELLED), gap(out, LABELLED)
     # the tiny random encoder starts with all cosines ~0.95 (gap ~0)
     assert after > before + 0.05, (before, after)

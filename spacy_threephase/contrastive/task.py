@@ -21,6 +21,7 @@ import torch
 from ..batching import TokenizedTexts, bucketed_batches, to_device
 from ..encoder import pool
 from ..errors import UserError
+from ..packed_encoder import packable, packed_sentence_vectors
 from .class_batches import ClassBatchSampler
 from .corpus import load_train_dev
 from .imbalance import CorrectedData
@@ -121,6 +122,8 @@ class ContrastiveTask:
 
     def _embed(self, encoder, pooling: str, items, device) -> torch.Tensor:
         features = to_device(self.tokens.collate(items), device)
+        if packable(encoder):  # the same vectors, no arithmetic on padding (packed_encoder.py)
+            return packed_sentence_vectors(encoder, features, pooling)
         return pool(encoder(**features).last_hidden_state, features["attention_mask"], pooling)
 
     def summary(self) -> Dict[str, Any]:
