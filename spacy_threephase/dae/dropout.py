@@ -1,8 +1,8 @@
 """Dropout on a CPU with its mask drawn 16 random bits per element instead of one float.
 
 PyTorch's CPU dropout draws one Bernoulli sample per element from a generator that runs on one
-thread: in phase 1's step it is the largest piece of work that a second thread cannot share
-(about a third of the time of all the elementwise work). `fast_dropout` draws 64-bit random words
+thread, so a second thread cannot share it: torch.profiler put `aten::bernoulli_` at 5.6 % of
+phase 1's step at 2 threads (benchmarks/results/profile-phase1.md). `fast_dropout` draws 64-bit random words
 (a quarter of the draws), cuts them into 16-bit integers and keeps an element where its integer
 is at least `round(p * 65536)`: a Bernoulli mask whose drop probability is p rounded to a
 multiple of 1/65536 (0.1 -> 0.100006), scaled by the exact 1 / (1 - that probability), so the
