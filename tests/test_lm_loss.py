@@ -100,3 +100,17 @@ def test_not_used_when_the_word_embeddings_train(tiny_encoder_dir):
     enc = load_encoder(tiny_encoder_dir, max_length=32)
     dae = DenoisingAutoEncoder(enc.model, build_decoder(enc.path, enc.model), enc.pooling, train_word_embeddings=True)
     assert dae._projected_loss is None
+
+
+def test_it_follows_the_layer_when_the_model_moves():
+    """`model.to(device)` replaces each parameter's data: the loss must use the moved weight, not a
+    copy taken when it was built (which would sit on the old device)."""
+    linear = projection()
+    loss_fn = ProjectedCrossEntropy(linear)
+    features, targets = torch.randn(6, 8), torch.randint(0, 50, (6,))
+    before = loss_fn(features, targets)
+    linear.weight.data = torch.randn(50, 8)  # what Module.to() does to a parameter
+    assert loss_fn.weight.data_ptr() == linear.weight.data_ptr()
+    after = loss_fn(features, targets)
+    assert not torch.isclose(before, after)
+    assert torch.isclose(after, reference(linear, features, targets, bf16=False))

@@ -57,10 +57,20 @@ class ProjectedCrossEntropy:
     def __init__(self, linear: nn.Linear, *, bf16: bool = False):
         if linear.weight.requires_grad:
             raise ValueError("ProjectedCrossEntropy needs a fixed weight (word embeddings not trained)")
-        self.linear = linear
-        weight = linear.weight.detach()
-        self.weight = weight.to(torch.bfloat16) if bf16 else weight
-        self.rows = max(16, CACHE_ELEMENTS // weight.shape[0])
+        self.linear, self.bf16 = linear, bf16
+        self._bf16_weight: Optional[Tensor] = None
+        self.rows = max(16, CACHE_ELEMENTS // linear.weight.shape[0])
+
+    @property
+    def weight(self) -> Tensor:
+        """The layer's weight as it is now (a model moved to a GPU after this was built moves it
+        too), in bfloat16 with `bf16`: cast once per device."""
+        weight = self.linear.weight.detach()
+        if not self.bf16:
+            return weight
+        if self._bf16_weight is None or self._bf16_weight.device != weight.device:
+            self._bf16_weight = weight.to(torch.bfloat16)
+        return self._bf16_weight
 
     def __call__(self, features: Tensor, targets: Tensor) -> Tensor:
         return _ProjectedCrossEntropy.apply(features, self.linear.bias, self.weight, targets, self.rows)
