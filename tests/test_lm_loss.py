@@ -114,3 +114,12 @@ def test_it_follows_the_layer_when_the_model_moves():
     after = loss_fn(features, targets)
     assert not torch.isclose(before, after)
     assert torch.isclose(after, reference(linear, features, targets, bf16=False))
+
+
+def test_bf16_reuses_an_installed_projections_cast(tiny_encoder_dir):
+    enc = load_encoder(tiny_encoder_dir, max_length=32)
+    dae = DenoisingAutoEncoder(
+        enc.model, build_decoder(enc.path, enc.model), enc.pooling, train_word_embeddings=False, bf16_head=True
+    )
+    head = dae.decoder.get_output_embeddings()
+    assert dae._projected_loss.weight is vars(head)["forward"].weight  # one bfloat16 copy, not two

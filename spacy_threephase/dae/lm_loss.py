@@ -64,10 +64,14 @@ class ProjectedCrossEntropy:
     @property
     def weight(self) -> Tensor:
         """The layer's weight as it is now (a model moved to a GPU after this was built moves it
-        too), in bfloat16 with `bf16`: cast once per device."""
+        too), in bfloat16 with `bf16`: the `Bf16Projection`'s cast where one is installed, else
+        cast once per device."""
         weight = self.linear.weight.detach()
         if not self.bf16:
             return weight
+        installed = getattr(vars(self.linear).get("forward"), "weight", None)  # a Bf16Projection's cast
+        if isinstance(installed, Tensor) and installed.dtype == torch.bfloat16 and installed.device == weight.device:
+            return installed
         if self._bf16_weight is None or self._bf16_weight.device != weight.device:
             self._bf16_weight = weight.to(torch.bfloat16)
         return self._bf16_weight
