@@ -178,7 +178,7 @@ def test_decoder_sees_the_text_only_through_the_pooled_vector(pooling, tiny_enco
         handle.remove()
         # control: the same kind of change that does move the pooled vector moves the loss,
         # so the hook reaches the decoder and the equality above is not vacuous
-        handle = _with_token_states(dae, lambda h: h + delta)
+        handle = _with_token_states(dae, lambda h: h + 10 * delta)  # large: a clear control
         moved_vector = dae(noisy, clean)
         handle.remove()
     assert abs(float(moved_tokens) - float(loss)) < 1e-6, (float(moved_tokens), float(loss))
