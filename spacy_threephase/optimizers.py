@@ -1,10 +1,12 @@
-"""Optimizer and schedule for phase 3: one schedule, two learning rates.
+"""Optimizer and schedules for phase 3: two learning rates, and optionally the head first.
 
 spaCy's stock recipe gives the encoder and the new classifier head the same small learning
 rate, which leaves a freshly initialised head badly under-trained on many-class data. Here
 the head (thinc parameters) gets `learn_rate` and the transformer (parameters of the
-PyTorch model inside spacy-transformers) gets `encoder_learn_rate`, both following the
-same warm-up schedule.
+PyTorch model inside spacy-transformers) gets `encoder_learn_rate`. Optionally the encoder
+stays fixed for the first `head_only_steps` steps, so that the new head first learns on the
+encoder's vectors as they are (linear probing, then fine-tuning: Kumar et al., ICLR 2022);
+each rate warms up linearly from its own start.
 """
 
 from typing import Iterable, Tuple
@@ -14,15 +16,48 @@ from thinc.api import Optimizer
 
 
 class TwoRateOptimizer(Optimizer):
-    """thinc's Adam(W), with the learning rate of PyTorch-shim parameters scaled."""
+    """thinc's Adam(W) whose PyTorch-shim (encoder) parameters follow their own rate.
 
-    def __init__(self, *args, encoder_lr_scale: float = 1.0, **kwargs):
+    `learn_rate` (a schedule) is the head's rate. The encoder's rate at step t is
+    `encoder_rate(t)`: 0 for the first `head_only_steps` steps (no update, and its Adam
+    moments stay untouched), then a linear warm-up over `warmup_steps` to `encoder_learn_rate`.
+    The step count advances with `step_schedules()`, which spaCy's loop calls once per update
+    and our resumable loop replays on resume.
+    """
+
+    def __init__(
+        self,
+        *args,
+        encoder_learn_rate: float,
+        head_only_steps: int = 0,
+        warmup_steps: int = 0,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
-        self.encoder_lr_scale = encoder_lr_scale
+        self.encoder_learn_rate = encoder_learn_rate
+        self.head_only_steps = head_only_steps
+        self.encoder_warmup_steps = warmup_steps
+        self.step = 0
+
+    def step_schedules(self):
+        super().step_schedules()
+        self.step += 1
+
+    def encoder_rate(self, step: int) -> float:
+        since = step - self.head_only_steps
+        if since < 0:
+            return 0.0
+        if self.encoder_warmup_steps > 0 and since < self.encoder_warmup_steps:
+            return self.encoder_learn_rate * (since + 1) / self.encoder_warmup_steps
+        return self.encoder_learn_rate
 
     def __call__(self, key: Tuple[int, str], weights, gradient, *, lr_scale: float = 1.0):
         if is_encoder_param(key):
-            lr_scale = lr_scale * self.encoder_lr_scale
+            rate = self.encoder_rate(self.step)
+            if rate == 0.0:
+                gradient *= 0
+                return weights, gradient
+            lr_scale = lr_scale * rate / self.learn_rate
         return super().__call__(key, weights, gradient, lr_scale=lr_scale)
 
 
@@ -37,6 +72,7 @@ def build_two_rate_adamw(
     learn_rate: float = 1e-3,
     encoder_learn_rate: float = 5e-5,
     warmup_steps: int = 50,
+    head_only_steps: int = 0,
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
@@ -48,10 +84,13 @@ def build_two_rate_adamw(
 
     learn_rate: the classifier head's rate; encoder_learn_rate: the transformer's. Both warm
     up linearly over `warmup_steps` and then stay constant (spaCy's early stopping on dev
-    decides the run length, and the best dev checkpoint is kept).
+    decides the run length, and the best dev checkpoint is kept). head_only_steps: the
+    encoder is not updated for this many steps and starts its own warm-up after them.
     """
     if learn_rate <= 0 or encoder_learn_rate < 0:
         raise ValueError("spacy_threephase.AdamW.v1: learning rates must be positive")
+    if warmup_steps < 0 or head_only_steps < 0:
+        raise ValueError("spacy_threephase.AdamW.v1: warmup_steps and head_only_steps must be >= 0")
     return TwoRateOptimizer(
         warmup_constant(learn_rate, warmup_steps),
         beta1=beta1,
@@ -62,7 +101,9 @@ def build_two_rate_adamw(
         grad_clip=grad_clip,
         use_averages=use_averages,
         use_radam=False,
-        encoder_lr_scale=encoder_learn_rate / learn_rate,
+        encoder_learn_rate=encoder_learn_rate,
+        head_only_steps=head_only_steps,
+        warmup_steps=warmup_steps,
     )
 
 

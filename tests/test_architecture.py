@@ -162,6 +162,41 @@ def test_two_rate_optimizer_scales_encoder_updates():
     assert abs(head[0]) == pytest.approx(100 * abs(enc[0]), rel=1e-3)
 
 
+def test_head_only_steps_hold_the_encoder_then_warm_it_up():
+    opt = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=2, head_only_steps=3)
+    enc_key, head_key = (2, "encoder.weight"), (1, "W")
+    enc, head = numpy.zeros(4, dtype="f"), numpy.zeros(4, dtype="f")
+    moved = []
+    for step in range(6):
+        before_enc, before_head = enc.copy(), head.copy()
+        head, _ = opt(head_key, head, numpy.ones(4, dtype="f"))
+        grad = numpy.ones(4, dtype="f")
+        enc, grad = opt(enc_key, enc, grad)
+        assert not grad.any()  # the gradient is consumed either way
+        assert not numpy.array_equal(head, before_head)  # the head learns from step 0
+        moved.append(float(abs(enc - before_enc).max()))
+        opt.step_schedules()
+    # steps 0-2: the encoder is not touched (no moments either); 3-4: warm-up; 5: full rate
+    assert moved[:3] == [0.0, 0.0, 0.0]
+    assert opt.nr_update[enc_key] == 3
+    assert 0 < moved[3] < moved[4]
+    assert [opt.encoder_rate(t) for t in range(6)] == pytest.approx([0, 0, 0, 5e-5, 1e-4, 1e-4])
+    # a resumed run replays step_schedules() and so knows where it is
+    replayed = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=2, head_only_steps=3)
+    for _ in range(4):
+        replayed.step_schedules()
+    assert replayed.encoder_rate(replayed.step) == pytest.approx(1e-4)
+
+
+def test_without_head_only_steps_the_encoder_rate_follows_the_head_schedule():
+    opt = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=4)
+    for _ in range(6):
+        assert opt.encoder_rate(opt.step) / opt.learn_rate == pytest.approx(1e-2)
+        opt.step_schedules()
+    with pytest.raises(ValueError, match="head_only_steps"):
+        build_two_rate_adamw(head_only_steps=-1)
+
+
 def test_bad_activation_is_rejected():
     with pytest.raises(ValueError, match="activation"):
         build_textcat_mlp(activation="sigmoidish")
