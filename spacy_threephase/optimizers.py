@@ -45,11 +45,7 @@ class TwoRateOptimizer(Optimizer):
 
     def encoder_rate(self, step: int) -> float:
         since = step - self.head_only_steps
-        if since < 0:
-            return 0.0
-        if self.encoder_warmup_steps > 0 and since < self.encoder_warmup_steps:
-            return self.encoder_learn_rate * (since + 1) / self.encoder_warmup_steps
-        return self.encoder_learn_rate
+        return 0.0 if since < 0 else warmed_up(self.encoder_learn_rate, self.encoder_warmup_steps, since)
 
     def __call__(self, key: Tuple[int, str], weights, gradient, *, lr_scale: float = 1.0):
         if is_encoder_param(key):
@@ -112,8 +108,12 @@ def warmup_constant(initial_rate: float, warmup_steps: int) -> Iterable[float]:
     """Linear warm-up from initial_rate / warmup_steps to `initial_rate`, then constant."""
     step = 0
     while True:
-        if warmup_steps > 0 and step < warmup_steps:
-            yield initial_rate * (step + 1) / warmup_steps
-        else:
-            yield initial_rate
+        yield warmed_up(initial_rate, warmup_steps, step)
         step += 1
+
+
+def warmed_up(rate: float, warmup_steps: int, step: int) -> float:
+    """The rate at `step` (0-based) of a linear warm-up over `warmup_steps`, then constant."""
+    if warmup_steps > 0 and step < warmup_steps:
+        return rate * (step + 1) / warmup_steps
+    return rate

@@ -4,11 +4,11 @@ PyTorch's CPU dropout draws one Bernoulli sample per element from a generator th
 thread, so a second thread cannot share it: torch.profiler put `aten::bernoulli_` at 5.6 % of
 phase 1's step at 2 threads (benchmarks/results/profile-phase1.md). `fast_dropout` draws
 64-bit random words (a quarter of the draws), cuts them into 16-bit integers and keeps an
-element where its integer is at least `round(p * 65536)`: a Bernoulli mask whose drop probability is p rounded to a
-multiple of 1/65536 (0.1 -> 0.100006), scaled by the exact 1 / (1 - that probability), so the
-output's expectation is the input as with `nn.Dropout`. It uses torch's default generator, so
-`torch.manual_seed` and checkpointed RNG states make it reproducible as before. On other devices,
-and outside training, the module's own forward runs.
+element where its integer is at least `round(p * 65536)`: a Bernoulli mask whose drop
+probability is p rounded to a multiple of 1/65536 (0.1 -> 0.100006), scaled by the exact
+1 / (1 - that probability), so the output's expectation is the input as with `nn.Dropout`.
+It uses torch's default generator, so `torch.manual_seed` and checkpointed RNG states make it
+reproducible as before. On other devices, and outside training, the module's own forward runs.
 """
 
 import torch
