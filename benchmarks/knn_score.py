@@ -1,6 +1,6 @@
-"""Score encoder directories by dev k-NN accuracy exactly as phase selection does (the same
-stratified samples of at most knn_max_train train and knn_max_dev dev texts, k, seed), so that
-encoders written by different code versions compare on one scale.
+"""Score encoder directories by dev k-NN and nearest-centroid accuracy exactly as phase selection
+does (the same stratified samples of at most knn_max_train train and knn_max_dev dev texts, k,
+seed), so that encoders written by different code versions compare on one scale.
 
     python benchmarks/knn_score.py CORPUS_DIR ENCODER_DIR [ENCODER_DIR ...] [--seed 0] [--threads 1]
 
@@ -30,7 +30,7 @@ def main() -> int:
     import torch
 
     from spacy_threephase.contrastive.corpus import load_train_dev
-    from spacy_threephase.contrastive.dev import knn_evaluator
+    from spacy_threephase.contrastive.dev import dev_evaluator
     from spacy_threephase.encoder import load_encoder
     from spacy_threephase.settings import ContrastiveTrainingSection
 
@@ -42,12 +42,12 @@ def main() -> int:
         f"{training.knn_max_train} / {training.knn_max_dev}, k = {training.knn_k}, seed {args.seed}; "
         f"load average {load_average()}"
     )
-    print("| encoder | dev k-NN accuracy |\n|---|---:|")
+    print("| encoder | dev k-NN accuracy | dev nearest-centroid accuracy |\n|---|---:|---:|")
     for name in args.encoders:
         enc = load_encoder(name)
         enc.model.eval()
-        score, metrics = knn_evaluator(enc, torch.device("cpu"), train, dev, training)()
-        print(f"| {name} | {metrics['knn_acc']:.4f} |", flush=True)
+        score, metrics = dev_evaluator(enc, torch.device("cpu"), train, dev, training)()
+        print(f"| {name} | {metrics['knn_acc']:.4f} | {metrics['centroid_acc']:.4f} |", flush=True)
     return 0
 
 

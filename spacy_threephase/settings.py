@@ -5,7 +5,7 @@ the known ones), types checked, and every error turned into one line that names 
 file, the section and the key. A boolean is never accepted where a number is expected.
 """
 
-from typing import Any, Dict, Optional, Type, TypeVar
+from typing import Any, Dict, Literal, Optional, Type, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -71,7 +71,10 @@ class TrainingSection(Section):
     evals_per_epoch: int = Field(2, ge=1)
     eval_steps: int = Field(0, ge=0)
     eval_batch_size: int = Field(64, ge=1)
-    knn_k: int = Field(5, ge=1)  # k of the dev k-NN accuracy (the selection score with labels)
+    # The selection score with labels: "centroid" (nearest class mean of the train vectors) or
+    # "knn" (majority of the knn_k nearest train texts); both are logged.
+    selection_metric: Literal["knn", "centroid"] = "knn"
+    knn_k: int = Field(5, ge=1)  # k of the dev k-NN accuracy
     # Evaluation cost is bounded: neighbours from at most knn_max_train train texts, scored on at
     # most knn_max_dev dev texts (stratified samples, fixed by the seed); 0 = all.
     knn_max_train: int = Field(2000, ge=0)

@@ -80,7 +80,7 @@ def test_phase1_selects_on_dev_knn_and_writes_the_best_steps_weights(tiny_encode
     of the best evaluation (recorded after every step by a callback), and re-scoring the
     written encoder gives the recorded best score."""
     from spacy_threephase.contrastive.corpus import read_corpus
-    from spacy_threephase.contrastive.dev import knn_evaluator
+    from spacy_threephase.contrastive.dev import dev_evaluator
     from spacy_threephase.encoder import load_encoder
     from spacy_threephase.settings import DAETrainingSection
 
@@ -112,7 +112,7 @@ def test_phase1_selects_on_dev_knn_and_writes_the_best_steps_weights(tiny_encode
         assert written == seen[best["best_step"]]
     enc = load_encoder(str(out), max_length=32)
     c = read_corpus(corpus)
-    score, _ = knn_evaluator(enc, "cpu", c.train, c.dev, DAETrainingSection(knn_max_train=10000))()
+    score, _ = dev_evaluator(enc, "cpu", c.train, c.dev, DAETrainingSection(knn_max_train=10000))()
     assert score == pytest.approx(best["best_score"], abs=1e-6)
 
 

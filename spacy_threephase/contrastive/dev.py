@@ -1,4 +1,5 @@
-"""The dev k-NN evaluator of phases 1, 2 and Joint, with its neighbours capped for speed."""
+"""The dev evaluator of phases 1, 2 and Joint (k-NN and nearest-centroid accuracy), with its train
+vectors capped for speed."""
 
 import random
 from collections import defaultdict
@@ -24,9 +25,10 @@ def stratified_subset(split: Split, limit: int, seed: int) -> Split:
     return Split([split.texts[i] for i in keep], [split.labels[i] for i in keep])
 
 
-def knn_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=None) -> DevEvaluator:
-    """() -> (selection score, metrics) on up to `knn_max_dev` dev texts, neighbours from up to
-    `knn_max_train` train texts. dev_pairs(dev split) -> Pairs for the Spearman tie-break."""
+def dev_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=None) -> DevEvaluator:
+    """() -> (selection score, metrics) on up to `knn_max_dev` dev texts, with neighbours and class
+    means from up to `knn_max_train` train texts; the score is the accuracy `selection_metric`
+    names. dev_pairs(dev split) -> Pairs for the Spearman tie-break."""
     neighbours = stratified_subset(train, training.knn_max_train, training.seed)
     dev = stratified_subset(dev, training.knn_max_dev, training.seed + 1)
     pairs = dev_pairs(dev) if dev_pairs is not None else None
@@ -40,5 +42,6 @@ def knn_evaluator(enc, device, train: Split, dev: Split, training, dev_pairs=Non
         pairs,
         k=training.knn_k,
         batch_size=training.eval_batch_size,
+        metric=training.selection_metric,
     )
     return lambda: evaluator(None)

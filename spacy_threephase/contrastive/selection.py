@@ -1,9 +1,14 @@
-"""Dev metrics for model selection in phase 2.
+"""Dev metrics for model selection in phases 1, 2 and Joint.
 
-- k-NN accuracy (the selection score): each dev text takes the label set most frequent among
-  its `k` most cosine-similar train texts (the original train set, without the imbalance
-  copies); ties go to the label set with the larger summed similarity. Correct = exact match
-  of the label set (for multi-label data: the whole set). Default k = 5.
+- k-NN accuracy: each dev text takes the label set most frequent among its `k` most
+  cosine-similar train texts (the original train set, without the imbalance copies); ties go
+  to the label set with the larger summed similarity. Correct = exact match of the label set
+  (for multi-label data: the whole set). Default k = 5.
+- Nearest-centroid accuracy: each dev text takes the label set whose mean train vector is the
+  most cosine-similar. Closer to what phase 3's head does with the vectors (one region per
+  class, every class weighted alike) than k-NN, which rewards tight clusters of a few texts
+  and favours large classes.
+- `selection_metric` (`[training]`) says which of the two is the selection score.
 - Spearman correlation between cos(u, v) and the pair label over dev pairs drawn like the
   train pairs (same sampler, fixed seed); it breaks ties between epochs of equal accuracy.
   Computed in numpy (`spearman`, equal to scipy.stats.spearmanr) so scipy is no dependency.
@@ -93,13 +98,29 @@ def class_gap(vecs: torch.Tensor, keys: Sequence) -> Tuple[float, float]:
     return (float(s.mean()) if len(s) else float("nan"), float(d.mean()) if len(d) else float("nan"))
 
 
-def selection_score(metrics: Dict[str, float], n_dev: int) -> float:
-    """k-NN accuracy; ties (same accuracy) broken by the dev-pair Spearman correlation.
+def centroid_accuracy(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, query_keys) -> float:
+    """Share of queries whose most cosine-similar class mean (of the train vectors) is their class."""
+    if not len(query_keys):
+        return float("nan")
+    classes = list(dict.fromkeys(train_keys))
+    index = {key: i for i, key in enumerate(classes)}
+    rows = torch.tensor([index[key] for key in train_keys])
+    sums = torch.zeros(len(classes), train_vecs.shape[1], dtype=train_vecs.dtype).index_add_(0, rows, train_vecs)
+    nearest = (query_vecs @ torch.nn.functional.normalize(sums, dim=1).T).argmax(1).tolist()
+    return sum(classes[c] == g for c, g in zip(nearest, query_keys)) / len(query_keys)
+
+
+SELECTION_METRICS = {"knn": "knn_acc", "centroid": "centroid_acc"}
+
+
+def selection_score(metrics: Dict[str, float], n_dev: int, metric: str = "knn") -> float:
+    """The accuracy named by `metric` (knn or centroid); ties (same accuracy) broken by the
+    dev-pair Spearman correlation.
 
     The Spearman term is scaled to less than half an accuracy step (1 / n_dev), so it never
     outranks a real accuracy difference.
     """
-    acc = metrics.get("knn_acc", float("nan"))
+    acc = metrics.get(SELECTION_METRICS[metric], float("nan"))
     score = -1.0 if math.isnan(acc) else acc
     rho = metrics.get("spearman", float("nan"))
     if rho is not None and not math.isnan(rho):
@@ -108,7 +129,7 @@ def selection_score(metrics: Dict[str, float], n_dev: int) -> float:
 
 
 class DevEvaluator:
-    """Called by the Trainer after each epoch: returns (k-NN accuracy, extra metrics)."""
+    """Called by the Trainer at each evaluation: returns (selection score, metrics)."""
 
     def __init__(
         self,
@@ -122,7 +143,11 @@ class DevEvaluator:
         *,
         k: int = 5,
         batch_size: int = 64,
+        metric: str = "knn",
     ):
+        if metric not in SELECTION_METRICS:
+            raise ValueError(f"selection_metric must be one of {sorted(SELECTION_METRICS)}, not {metric!r}")
+        self.metric = metric
         self.enc, self.device = enc, device
         self.train_texts, self.train_keys = train_texts, train_keys
         self.dev_texts, self.dev_keys = dev_texts, dev_keys
@@ -136,7 +161,10 @@ class DevEvaluator:
             dev_vecs = encode(self.enc, self.dev_texts, self.device, self.batch_size)
         finally:
             self.enc.model.train(was_training)
-        out = {"knn_acc": knn_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys, self.k)}
+        out = {
+            "knn_acc": knn_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys, self.k),
+            "centroid_acc": centroid_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys),
+        }
         if self.dev_pairs is not None:
             out["spearman"] = pair_spearman(dev_vecs, self.dev_pairs)
         same, diff = class_gap(dev_vecs, self.dev_keys)
@@ -145,4 +173,4 @@ class DevEvaluator:
 
     def __call__(self, epoch: int):
         m = self.metrics()
-        return selection_score(m, len(self.dev_texts)), m
+        return selection_score(m, len(self.dev_texts), self.metric), m

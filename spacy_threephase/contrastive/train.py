@@ -5,7 +5,8 @@ from typing import Any, Dict, Union
 
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import ContrastiveTrainingSection, EncoderSection
-from .dev import knn_evaluator
+from .dev import dev_evaluator
+from .selection import SELECTION_METRICS
 from .task import ContrastiveTask, SiameseObjective
 
 
@@ -35,12 +36,13 @@ class ContrastivePhase(Phase):
         return self.task.make_batches(epoch)
 
     def evaluator(self, enc, device):
-        return knn_evaluator(
+        return dev_evaluator(
             enc, device, self.task.train, self.task.dev, self.settings["training"], self.task.dev_pairs
         )
 
     def summary(self) -> Dict[str, Any]:
-        return self.task.summary()
+        metric = SELECTION_METRICS[self.settings["training"].selection_metric]
+        return {**self.task.summary(), "selection_score": f"dev {metric}"}
 
     def write(self, directory: Path) -> None:
         self.task.write(directory, self.settings["imbalance"])

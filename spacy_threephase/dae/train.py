@@ -5,7 +5,8 @@ from typing import Union
 
 from ..batching import bucketed_batches, count_batches
 from ..contrastive.corpus import load_train_dev
-from ..contrastive.dev import knn_evaluator
+from ..contrastive.dev import dev_evaluator
+from ..contrastive.selection import SELECTION_METRICS
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import DAETrainingSection, EncoderSection
 from .model import DenoisingAutoEncoder, build_decoder, cpu_has_bf16_matrix_units
@@ -49,11 +50,12 @@ class DAEPhase(Phase):
     def evaluator(self, enc, device):
         t = self.settings["training"]
         if self.dev is not None:
-            return knn_evaluator(enc, device, self.dev_train, self.dev, t)
+            return dev_evaluator(enc, device, self.dev_train, self.dev, t)
         return HeldOutLoss(self.objective, self.heldout, t.eval_batch_size, t.seed) if self.heldout else None
 
     def summary(self):
-        score = "dev knn_acc" if self.dev is not None else "-heldout_loss" if self.heldout else None
+        metric = SELECTION_METRICS[self.settings["training"].selection_metric]
+        score = f"dev {metric}" if self.dev is not None else "-heldout_loss" if self.heldout else None
         return {"texts": len(self.texts), "heldout_texts": len(self.heldout), "selection_score": score}
 
 
