@@ -71,9 +71,9 @@ class TrainingSection(Section):
     evals_per_epoch: int = Field(2, ge=1)
     eval_steps: int = Field(0, ge=0)
     eval_batch_size: int = Field(64, ge=1)
-    # The selection score with labels: "centroid" (nearest class mean of the train vectors) or
-    # "knn" (majority of the knn_k nearest train texts); both are logged.
-    selection_metric: Literal["knn", "centroid"] = "knn"
+    # The selection score with labels: "centroid" (dev accuracy of the nearest class mean of the
+    # train vectors) or "knn" (of the majority of the knn_k nearest train texts); both are logged.
+    selection_metric: Literal["knn", "centroid"] = "centroid"
     knn_k: int = Field(5, ge=1)  # k of the dev k-NN accuracy
     # Evaluation cost is bounded: neighbours from at most knn_max_train train texts, scored on at
     # most knn_max_dev dev texts (stratified samples, fixed by the seed); 0 = all.

@@ -54,8 +54,8 @@ def test_selection_score_follows_the_metric_and_spearman_only_breaks_ties():
 
 
 def test_selection_metric_setting():
-    assert ContrastiveTrainingSection().selection_metric == "knn"
-    assert ContrastiveTrainingSection(selection_metric="centroid").selection_metric == "centroid"
+    assert ContrastiveTrainingSection().selection_metric == "centroid"
+    assert ContrastiveTrainingSection(selection_metric="knn").selection_metric == "knn"
     with pytest.raises(ValueError, match="selection_metric"):
         ContrastiveTrainingSection(selection_metric="cosine")
 

@@ -75,8 +75,8 @@ def test_a_phase_that_only_makes_dev_worse_writes_its_input_unchanged(tiny_encod
     assert json.loads((out / "threephase.json").read_text())["selection"]["kept_input"] is True
 
 
-def test_phase1_selects_on_dev_knn_and_writes_the_best_steps_weights(tiny_encoder_dir, tmp_path):
-    """With a labelled corpus, phase 1 scores dev k-NN accuracy; the weights written are those
+def test_phase1_selects_on_dev_and_writes_the_best_steps_weights(tiny_encoder_dir, tmp_path):
+    """With a labelled corpus, phase 1 scores dev accuracy (nearest centroid); the weights written are those
     of the best evaluation (recorded after every step by a callback), and re-scoring the
     written encoder gives the recorded best score."""
     from spacy_threephase.contrastive.corpus import read_corpus
@@ -102,7 +102,7 @@ def test_phase1_selects_on_dev_knn_and_writes_the_best_steps_weights(tiny_encode
             },
         )
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["selection_score"] == "dev knn_acc" and metrics["heldout_texts"] == 0
+    assert metrics["selection_score"] == "dev centroid_acc" and metrics["heldout_texts"] == 0
     assert [e["step"] for e in metrics["evaluations"]] == list(range(0, metrics["steps"] + 1))
     best = metrics["selection"]
     scores = [e["score"] for e in metrics["evaluations"]]
