@@ -300,7 +300,7 @@ def _run_seed(
     cl_config, joint_config = _sampler_configs(s, work)
     if "dae" in needed:
         out = work / "dae"
-        dae_overrides = {**common, "training.dev_corpus": str(corpus), **s.dae_overrides}  # selection on dev k-NN
+        dae_overrides = {**common, "training.dev_corpus": str(corpus), **s.dae_overrides}  # selection on dev labels
         timed(
             "dae",
             lambda: train_dae(

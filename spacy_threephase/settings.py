@@ -91,7 +91,7 @@ class DAETrainingSection(TrainingSection):
 
     epochs: int = 3
     learning_rate: float = 1e-4
-    # A labelled corpus directory (train.jsonl, dev.jsonl): select on its dev k-NN accuracy.
+    # A labelled corpus directory (train.jsonl, dev.jsonl): select on its dev accuracy (selection_metric).
     # null: hold out `heldout_fraction` of the texts (at most `heldout_max`) and select on
     # their reconstruction loss (a fixed corruption, so the score is comparable).
     dev_corpus: Optional[str] = None

@@ -23,7 +23,7 @@ class DAEPhase(Phase):
 
     def setup(self) -> None:
         t, self.texts = self.settings["training"], read_texts(self.inputs[0], self.say)
-        # with labels, selection scores dev k-NN accuracy; without, a held-out share's reconstruction
+        # with labels, selection scores dev accuracy (selection_metric); without, a held-out share's reconstruction
         labelled = load_train_dev(t.dev_corpus, t.dev_fraction, t.seed, self.name) if t.dev_corpus else None
         self.dev_train, self.dev = labelled[1:3] if labelled else (None, None)
         self.inputs += [Path(t.dev_corpus)] if labelled else []
