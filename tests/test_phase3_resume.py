@@ -28,6 +28,12 @@ LABELLED = TINY_LABELLED
 PROBE = ["wake me up at seven", "is it going to snow", "play something by queen"]
 
 
+def thinc_has_gpu() -> bool:
+    from thinc.compat import has_cupy_gpu
+
+    return bool(has_cupy_gpu)
+
+
 def write_corpus(path: Path) -> Path:
     return write_docbins(path, {"train": LABELLED, "dev": LABELLED[::2]})
 
@@ -184,6 +190,38 @@ def test_offline_hub_name_through_spacy_cli_is_one_line(reference, tmp_path):
     expected = "✘ some-org/surely-not-a-cached-model: cannot load encoder: offline mode is on"
     assert err[-1].startswith(expected), proc.stderr
     assert "local directory" in err[-1]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_gpu_id_asks_thinc_for_that_gpu_and_a_missing_gpu_is_one_line(reference, tmp_path, monkeypatch):
+    """--gpu-id N goes to thinc's require_gpu (as `spacy train --gpu-id N`), before anything is
+    built; where spaCy cannot use the GPU, the error names the flag and the fix, and no output
+    is written. (At d74f45f phase 3 called spacy.util.require_gpu, which does not exist: every
+    GPU run failed with an AttributeError.)"""
+    import thinc.api
+
+    root, overrides, ref = reference
+    asked = []
+
+    def no_gpu(gpu_id):
+        asked.append(gpu_id)
+        raise ValueError("GPU is not accessible. Was the library installed correctly?")
+
+    monkeypatch.setattr(thinc.api, "require_gpu", no_gpu)
+    with pytest.raises(UserError, match=r"^--gpu-id 1: spaCy cannot use that GPU \(GPU is not accessible.*--gpu-id -1"):
+        train_pipeline(CONFIG, tmp_path / "gpu", overrides=overrides, use_gpu=1)
+    assert asked == [1]
+    assert not (tmp_path / "gpu").exists()
+
+
+@pytest.mark.skipif(thinc_has_gpu(), reason="this machine has a GPU spaCy can use")
+def test_gpu_id_without_a_gpu_through_spacy_cli_is_one_line(reference, tmp_path):
+    root, overrides, ref = reference
+    cmd = [sys.executable, "-m", "spacy", "threephase", "train", str(CONFIG), "--output", str(tmp_path / "out")]
+    proc = subprocess.run([*cmd, "--gpu-id", "0", *cli_args(overrides)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("✘ --gpu-id 0: spaCy cannot use that GPU"), proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out").exists()
 

@@ -6,6 +6,7 @@ import typer
 
 from ..errors import UserError
 from ..evaluation import evaluate_pipeline, write_metrics
+from ..gpu import require_spacy_gpu
 from ..metrics import format_table
 from ._app import app, friendly_errors
 
@@ -23,7 +24,7 @@ def evaluate_cli(
     import spacy
 
     if gpu_id >= 0:
-        spacy.require_gpu(gpu_id)
+        require_spacy_gpu(gpu_id)
     try:
         nlp = spacy.load(model)
     except OSError as err:

@@ -44,6 +44,7 @@ from ..callbacks import after_step
 from ..checkpoints import checkpoint_dir_for, fingerprint, global_rng_state, set_global_rng_state
 from ..config import load_config, validation_summary
 from ..errors import UserError
+from ..gpu import require_spacy_gpu
 from ..outputs import atomic_output_dir, check_output_dir
 from .checkpoint import CheckpointDir
 from .state import get_optimizer_state, get_weights, parameter_names, set_optimizer_state, set_weights
@@ -72,7 +73,6 @@ def train_pipeline(
     and inputs; True = there must be such a checkpoint; False = start again.
     checkpoint_every: steps between checkpoints (0 = none).
     """
-    from spacy import util
     from spacy.training.initialize import init_nlp
 
     stdout = stdout or sys.stdout
@@ -87,7 +87,7 @@ def train_pipeline(
     checkpoints = CheckpointDir(checkpoint_dir_for(output_dir), fingerprint(config.to_str(), _input_paths(config)))
     saved = checkpoints.load(resume)
     if use_gpu >= 0:
-        util.require_gpu(use_gpu)
+        require_spacy_gpu(use_gpu)
     with _config_errors(config_path):
         nlp = init_nlp(config, use_gpu=use_gpu)
         run = _Run(nlp, use_gpu, checkpoints, checkpoint_every, stdout, stderr)
