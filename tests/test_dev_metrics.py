@@ -54,7 +54,15 @@ def test_selection_score_follows_the_metric_and_spearman_only_breaks_ties():
 
 
 def test_selection_metric_setting():
+    import inspect
+
+    from spacy_threephase.contrastive.selection import DevEvaluator, selection_label
+
     assert ContrastiveTrainingSection().selection_metric == "centroid"
+    # the functions' defaults are the setting's, so a caller that passes nothing selects as configs do
+    for func in (selection_score, DevEvaluator):
+        assert inspect.signature(func).parameters["metric"].default == "centroid"
+    assert selection_label("centroid") == "dev centroid_acc" and selection_label("knn") == "dev knn_acc"
     assert ContrastiveTrainingSection(selection_metric="knn").selection_metric == "knn"
     with pytest.raises(ValueError, match="selection_metric"):
         ContrastiveTrainingSection(selection_metric="cosine")

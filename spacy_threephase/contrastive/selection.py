@@ -113,7 +113,12 @@ def centroid_accuracy(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs
 SELECTION_METRICS = {"knn": "knn_acc", "centroid": "centroid_acc"}
 
 
-def selection_score(metrics: Dict[str, float], n_dev: int, metric: str = "knn") -> float:
+def selection_label(metric: str) -> str:
+    """How phase summaries name the selection score, e.g. "dev centroid_acc"."""
+    return f"dev {SELECTION_METRICS[metric]}"
+
+
+def selection_score(metrics: Dict[str, float], n_dev: int, metric: str = "centroid") -> float:
     """The accuracy named by `metric` (knn or centroid); ties (same accuracy) broken by the
     dev-pair Spearman correlation.
 
@@ -143,7 +148,7 @@ class DevEvaluator:
         *,
         k: int = 5,
         batch_size: int = 64,
-        metric: str = "knn",
+        metric: str = "centroid",
     ):
         if metric not in SELECTION_METRICS:
             raise ValueError(f"selection_metric must be one of {sorted(SELECTION_METRICS)}, not {metric!r}")

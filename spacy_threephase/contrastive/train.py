@@ -6,7 +6,7 @@ from typing import Any, Dict, Union
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import ContrastiveTrainingSection, EncoderSection
 from .dev import dev_evaluator
-from .selection import SELECTION_METRICS
+from .selection import selection_label
 from .task import ContrastiveTask, SiameseObjective
 
 
@@ -41,8 +41,7 @@ class ContrastivePhase(Phase):
         )
 
     def summary(self) -> Dict[str, Any]:
-        metric = SELECTION_METRICS[self.settings["training"].selection_metric]
-        return {**self.task.summary(), "selection_score": f"dev {metric}"}
+        return {**self.task.summary(), "selection_score": selection_label(self.settings["training"].selection_metric)}
 
     def write(self, directory: Path) -> None:
         self.task.write(directory, self.settings["imbalance"])

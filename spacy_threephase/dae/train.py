@@ -6,7 +6,7 @@ from typing import Union
 from ..batching import bucketed_batches, count_batches
 from ..contrastive.corpus import load_train_dev
 from ..contrastive.dev import dev_evaluator
-from ..contrastive.selection import SELECTION_METRICS
+from ..contrastive.selection import selection_label
 from ..phase import REGISTERED, Phase, run_phase
 from ..settings import DAETrainingSection, EncoderSection
 from .model import DenoisingAutoEncoder, build_decoder, cpu_has_bf16_matrix_units
@@ -54,8 +54,8 @@ class DAEPhase(Phase):
         return HeldOutLoss(self.objective, self.heldout, t.eval_batch_size, t.seed) if self.heldout else None
 
     def summary(self):
-        metric = SELECTION_METRICS[self.settings["training"].selection_metric]
-        score = f"dev {metric}" if self.dev is not None else "-heldout_loss" if self.heldout else None
+        metric = self.settings["training"].selection_metric
+        score = selection_label(metric) if self.dev is not None else "-heldout_loss" if self.heldout else None
         return {"texts": len(self.texts), "heldout_texts": len(self.heldout), "selection_score": score}
 
 
