@@ -6,11 +6,12 @@
 # and the run logs in $OUT. Runs a worker has not finished by then are lost (the machine is bare
 # on the next call). Usage, on the device, in the repo root with .dev/ carried:
 #   bash benchmarks/device/run.sh COMMIT [BUDGET_S]
+# JOBS=N workers at a time (default 6) from a queue, most wanted first; MPS=1 starts CUDA MPS;
 # ONLY=REGEX launches only the workers whose names match (full_<data>_<method>, 2k_<data>).
 # A CPU rehearsal at tiny size: LOCAL=1 PY=.venv/bin/python GPU=-1 ONLY='full_snips_ft' \
 #   EXTRA="--max-texts 60 --textcat.training.max_steps 20" bash benchmarks/device/run.sh test 300
 # Seen on an H200 (2026-11-28): 16 workers kept the GPU 99% busy, time-sliced, and finished
-# only 5 runs in 7.5 minutes; try fewer workers or CUDA MPS next time.
+# only 5 runs in 7.5 minutes (hence the queue and JOBS).
 set -u
 T0=$(date +%s)
 COMMIT=$1
@@ -42,21 +43,32 @@ EOF
 fi
 echo "setup done in $(( $(date +%s) - T0 )) s"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
-HARD=$(( BUDGET - ($(date +%s) - T0) - 45 ))
-W=0
+END=$(( T0 + BUDGET - 45 ))  # workers stop their runs by then
+JOBS=${JOBS:-6}
+if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
+  nvidia-cuda-mps-control -d && echo "CUDA MPS started"  # lets the workers' kernels run side by side
+fi
+# the queue, most wanted first: NAME|ARGS (full-size runs, then the 2,000-text tables)
+QUEUE=()
+for d in clinc150 sst5 clinc150_imb snips; do
+  for m in ft cl_ft threephase; do QUEUE+=("full_${d}_$m|--tables full --datasets $d --methods $m"); done
+done
+for d in clinc150_imb sst5 snips_imb sst2; do QUEUE+=("2k_$d|--tables 2k --datasets $d"); done
 launch() {  # launch NAME ARGS...: one bench_evidence worker with its own work dir
   local name=$1; shift
-  if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then return; fi
   $PY benchmarks/bench_evidence.py --gpu-id $GPU $EXTRA --data-root /tmp/data --commit $COMMIT \
-    --hard-stop $HARD --work /tmp/ev/$name "$@" > /tmp/ev/$name.log 2>&1 &
-  W=$((W+1))
+    --hard-stop $(( END - $(date +%s) )) --work /tmp/ev/$name "$@" > /tmp/ev/$name.log 2>&1 &
+  echo "t=$(( $(date +%s) - T0 )) s: started $name"
 }
-for d in clinc150 sst5 clinc150_imb snips; do
-  for m in ft cl_ft threephase; do launch full_${d}_$m --tables full --datasets $d --methods $m; done
-done
-for d in clinc150_imb sst5 snips_imb sst2; do launch 2k_$d --tables 2k --datasets $d; done
-echo "$W workers, hard stop $HARD s"
-while [ $(jobs -r | wc -l) -gt 0 ]; do
+echo "$JOBS workers at a time, runs stop by t=$(( END - T0 )) s"
+while :; do
+  while [ ${#QUEUE[@]} -gt 0 ] && [ $(jobs -r | wc -l) -lt $JOBS ] && [ $(( END - $(date +%s) )) -gt 120 ]; do
+    item=${QUEUE[0]}; QUEUE=("${QUEUE[@]:1}")
+    name=${item%%|*}
+    if [ -n "${ONLY:-}" ] && ! [[ $name =~ $ONLY ]]; then continue; fi
+    launch $name ${item#*|}
+  done
+  [ $(jobs -r | wc -l) -eq 0 ] && break
   sleep 15
   el=$(( $(date +%s) - T0 ))
   nf=$(cat /tmp/ev/*/failures.jsonl 2>/dev/null | wc -l)
