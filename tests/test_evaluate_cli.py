@@ -36,3 +36,20 @@ def test_evaluate_missing_model_is_one_line_error(tmp_path):
     )
     assert result.exit_code == 1
     assert "nope" in result.output and "Traceback" not in result.output
+
+
+def test_evaluate_gpu_id_without_a_usable_gpu_is_one_line_error(tmp_path, monkeypatch):
+    """--gpu-id goes to thinc before the pipeline is loaded; where spaCy cannot use the GPU
+    the command exits 1 with one line naming the flag (before: thinc's ValueError traceback)."""
+    import thinc.api
+
+    def no_gpu(gpu_id):
+        raise ValueError("GPU is not accessible. Was the library installed correctly?")
+
+    monkeypatch.setattr(thinc.api, "require_gpu", no_gpu)
+    result = CliRunner().invoke(
+        app, ["evaluate", str(tmp_path / "nope"), str(tmp_path / "t.spacy"), str(tmp_path / "m"), "--gpu-id", "0"]
+    )
+    assert result.exit_code == 1
+    assert "--gpu-id 0: spaCy cannot use that GPU" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "m").exists()
