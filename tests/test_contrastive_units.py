@@ -165,6 +165,19 @@ def test_pairs_deterministic_and_seed_dependent():
     assert p1.first.tolist() != p3.first.tolist()
 
 
+def test_ordinal_scores_fall_with_the_distance_on_the_scale():
+    order = ["very negative", "negative", "neutral", "positive", "very positive"]
+    labels = [[x] for x in order] + [["negative"]]
+    index = LabelIndex(labels, order=order)
+    m = index.score_matrix(numpy.arange(len(labels)))
+    assert m[0].tolist() == [1.0, 0.75, 0.5, 0.25, 0.0, 0.75]
+    assert m[1, 5] == 1.0 and (m == m.T).all()
+    # the cached path (more label sets than matrix_limit) gives the same scores
+    small = LabelIndex(labels, order=order, matrix_limit=1)
+    assert small.matrix is None and (small.score_matrix(numpy.arange(len(labels))) == m).all()
+    assert label_score(["negative"], ["very negative"]) == 0.0  # flat without an order
+
+
 def _expected_hierarchical(a: str, b: str) -> float:
     """Reference pair score of two single hierarchical labels: matching levels from the top
     over the deeper path (written out here, independently of labels.level_fraction)."""

@@ -127,6 +127,50 @@ def test_flat_keeps_slash_labels_as_plain_classes(tmp_path):
     assert stats["labels"] == ["Sci/Tech", "World", "n/"]
 
 
+def test_ordered_labels_written_and_checked(tmp_path):
+    from spacy_threephase.contrastive.corpus import read_corpus
+
+    rows = make_rows({"bad": 6, "ok": 6, "good": 6})
+    src = write_jsonl(tmp_path / "in" / "data.jsonl", rows)
+    stats = convert_dataset(src, tmp_path / "out", ordered="bad, ok,good")
+    assert stats["labels"] == ["bad", "good", "ok"]  # the textcat's labels stay sorted
+    assert json.loads((tmp_path / "out" / "labels.json").read_text("utf8"))["label_order"] == ["bad", "ok", "good"]
+    assert read_corpus(tmp_path / "out").label_order == ["bad", "ok", "good"]
+    assert "label_order" not in json.loads(
+        (Path(convert_dataset(src, tmp_path / "plain")["output_dir"]) / "labels.json").read_text("utf8")
+    )
+    for ordered, message in (
+        ("bad,ok", r"missing \['good'\]"),
+        ("bad,ok,good,great", r"not in train \['great'\]"),
+        ("bad,ok,ok,good", "each label once"),
+    ):
+        with pytest.raises(UserError, match=message):
+            convert_dataset(src, tmp_path / "never", ordered=ordered)
+        assert not (tmp_path / "never").exists()
+
+
+def test_label_order_in_labels_json_is_checked_when_read(tmp_path):
+    from spacy_threephase.contrastive.corpus import read_corpus
+
+    stats = convert_dataset(
+        write_jsonl(tmp_path / "in" / "data.jsonl", make_rows({"a": 4, "b": 4, "c": 4})), tmp_path / "out"
+    )
+    meta_path = Path(stats["output_dir"]) / "labels.json"
+    meta = json.loads(meta_path.read_text("utf8"))
+    meta_path.write_text(json.dumps({**meta, "label_order": ["a", "b"]}), "utf8")
+    with pytest.raises(DataError, match=r"train.jsonl: label 'c' is not in labels.json's label_order"):
+        read_corpus(tmp_path / "out")
+    meta_path.write_text(json.dumps({**meta, "label_order": "a,b,c"}), "utf8")
+    with pytest.raises(DataError, match="labels.json: .*must be a list"):
+        read_corpus(tmp_path / "out")
+
+
+def test_ordered_needs_single_label_flat_classes(tmp_path):
+    hier = write_jsonl(tmp_path / "h" / "data.jsonl", make_rows({"A/x": 6, "A/y": 6, "B/z": 6}))
+    with pytest.raises(UserError, match="these labels are hierarchical"):
+        convert_dataset(hier, tmp_path / "out", ordered="A/x,A/y,B/z")
+
+
 # --- carving -----------------------------------------------------------------------------------
 
 

@@ -157,3 +157,15 @@ def test_cli_bad_input_is_one_line(tmp_path, entry):
     assert len(lines) == 1, proc.stderr
     assert f"{f}:4: malformed JSON" in lines[0]
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def test_cli_ordered_labels(tmp_path):
+    assert CliRunner().invoke(app, ["data", str(DEMO_DIR), str(tmp_path / "c")]).exit_code == 0
+    labels = json.loads((tmp_path / "c" / "labels.json").read_text())["labels"]
+    order = ",".join(reversed(labels))
+    result = CliRunner().invoke(app, ["data", str(DEMO_DIR), str(tmp_path / "corpus"), "--ordered", order])
+    assert result.exit_code == 0, result.output
+    assert "ordered: " + " < ".join(reversed(labels)) in result.output
+    assert json.loads((tmp_path / "corpus" / "labels.json").read_text())["label_order"] == list(reversed(labels))
+    bad = CliRunner().invoke(app, ["data", str(DEMO_DIR), str(tmp_path / "bad"), "--ordered", order + ",extra"])
+    assert bad.exit_code == 1 and "not in train ['extra']" in bad.output and not (tmp_path / "bad").exists()

@@ -36,6 +36,13 @@ def data_command(
         help="Labels with '/' are levels of a hierarchy (Sports/Football: pairs that share only the top level "
         "count as half similar in phase 2) or flat classes (Sci/Tech); default: hierarchical when any label has '/'",
     ),
+    ordered: Optional[str] = typer.Option(
+        None,
+        "--ordered",
+        help="The labels are an ordered scale: all of them, comma-separated from one end to the other "
+        "('very negative,negative,neutral,positive,very positive'). Phase 2 then scores a pair by its distance "
+        "on the scale (neighbours more alike than the two ends) instead of same class or not",
+    ),
 ) -> None:
     """Read a data set and write train/dev/test .spacy files plus texts.txt for phase 1."""
     stats = convert_dataset(**ctx.params)  # the command's options are its keyword arguments
@@ -55,6 +62,8 @@ def format_summary(stats: dict) -> str:
     kind = "multi-label" if stats["multi_label"] else "single-label"
     if stats["hierarchical"]:
         kind += ", hierarchical"
+    if stats.get("label_order"):
+        kind += ", ordered: " + " < ".join(stats["label_order"])
     notes = [f"{len(stats['labels'])} labels ({kind}) from {stats['source']}"]
     if stats["carved"]:
         notes.append(f"carved from train (stratified, seed {stats['seed']}): {', '.join(stats['carved'])}")

@@ -1,10 +1,11 @@
 """Read the normalised labelled corpus: train.jsonl / dev.jsonl (+ optional labels.json).
 
 Lines are `{"text": "...", "labels": ["A", ...]}`; a raw `{"text", "label": "A"}` line is
-accepted too. `labels.json` ({"labels", "multi_label", "hierarchical"}) is optional: without
-it, multi_label is inferred (any line with several labels) and hierarchical is false (a "/"
-in a label name, e.g. AG News' "Sci/Tech", is not taken as a hierarchy unless labels.json
-says so).
+accepted too. `labels.json` ({"labels", "multi_label", "hierarchical"}, optionally
+"label_order") is optional: without it, multi_label is inferred (any line with several labels)
+and hierarchical is false (a "/" in a label name, e.g. AG News' "Sci/Tech", is not taken as a
+hierarchy unless labels.json says so). "label_order" lists the labels of an ordered scale from
+one end to the other (`data --ordered`): phase 2 then scores pairs by their distance on it.
 """
 
 import json
@@ -38,6 +39,7 @@ class LabelledCorpus:
     multi_label: bool
     hierarchical: bool
     dev_carved: bool = False
+    label_order: Optional[List[str]] = None
 
 
 def read_jsonl(path: Path) -> Split:
@@ -89,13 +91,35 @@ def read_corpus(corpus_dir: Union[str, Path]) -> LabelledCorpus:
         except json.JSONDecodeError as err:
             raise DataError(meta_path, err.lineno, f"not valid JSON ({err.msg})") from None
     seen = sorted({x for labs in train.labels for x in labs})
-    return LabelledCorpus(
+    corpus = LabelledCorpus(
         train=train,
         dev=dev,
         labels=list(meta.get("labels") or seen),
         multi_label=bool(meta.get("multi_label", any(len(x) > 1 for x in train.labels))),
         hierarchical=bool(meta.get("hierarchical", False)),
     )
+    if meta.get("label_order") is not None:
+        corpus.label_order = _check_label_order(meta["label_order"], corpus, meta_path, corpus_dir)
+    return corpus
+
+
+def _check_label_order(order, corpus: LabelledCorpus, meta_path: Path, corpus_dir: Path) -> List[str]:
+    """labels.json's "label_order": distinct label strings that cover every single-label example."""
+    if not isinstance(order, list) or len(order) < 2 or not all(isinstance(x, str) and x for x in order):
+        raise DataError(meta_path, None, '"label_order" must be a list of at least 2 label strings')
+    if len(set(order)) != len(order):
+        raise DataError(meta_path, None, f'"label_order" names a label twice: {order}')
+    if corpus.multi_label or corpus.hierarchical:
+        kind = "multi-label" if corpus.multi_label else "hierarchical"
+        raise DataError(meta_path, None, f'"label_order" is for single-label flat classes, but the labels are {kind}')
+    known = set(order)
+    for name, split in (("train.jsonl", corpus.train), ("dev.jsonl", corpus.dev)):
+        for labels in split.labels if split is not None else ():
+            if labels[0] not in known:
+                raise DataError(
+                    corpus_dir / name, None, f"label {labels[0]!r} is not in labels.json's label_order {order}"
+                )
+    return list(order)
 
 
 def carve_dev(train: Split, fraction: float, seed: int) -> Tuple[Split, Split]:

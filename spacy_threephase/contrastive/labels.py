@@ -4,10 +4,15 @@
 - single label, hierarchical (`A/B`): the fraction of levels that match from the top, over the
   deeper of the two paths (`A/B` vs `A/C` -> 0.5, `A` vs `A/B` -> 0.5);
 - several labels (multi-label): the Jaccard overlap of the two label sets (with hierarchical
-  labels, each label is compared as a whole path).
+  labels, each label is compared as a whole path);
+- single label, ordered (`label_order` in labels.json, e.g. very negative < ... < very
+  positive): 1 - |rank(a) - rank(b)| / (K - 1), so neighbours on the scale are more alike
+  than its two ends (K = 5: 1, 0.75, 0.5, 0.25, 0). Eq. 2's score(y_i, y_j) allows any
+  similarity in [0, 1]; flat scores would put "negative" as far from "very negative" as from
+  "very positive".
 """
 
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy
 
@@ -25,12 +30,21 @@ def level_fraction(a: str, b: str) -> float:
     return match / depth
 
 
-def label_score(a: Sequence[str], b: Sequence[str], hierarchical: bool = False) -> float:
+def ordinal_score(a: str, b: str, ranks: Mapping[str, int]) -> float:
+    """1 at the same rank, falling linearly to 0 between the two ends of the scale."""
+    return 1.0 - abs(ranks[a] - ranks[b]) / max(1, len(ranks) - 1)
+
+
+def label_score(
+    a: Sequence[str], b: Sequence[str], hierarchical: bool = False, ranks: Optional[Mapping[str, int]] = None
+) -> float:
     sa, sb = set(a), set(b)
     if not sa or not sb:
         return 0.0
     if len(sa) == 1 and len(sb) == 1:
         x, y = next(iter(sa)), next(iter(sb))
+        if ranks is not None:
+            return ordinal_score(x, y, ranks)
         if hierarchical:
             return level_fraction(x, y)
         return 1.0 if x == y else 0.0
@@ -41,11 +55,19 @@ class LabelIndex:
     """Maps each example's label set to a small integer id and scores pairs of ids fast.
 
     With up to `matrix_limit` distinct label sets the scores are a precomputed matrix
-    (vectorised lookups); otherwise they are computed per pair with a cache.
+    (vectorised lookups); otherwise they are computed per pair with a cache. `order` (labels
+    from one end of an ordered scale to the other) gives single labels ordinal scores.
     """
 
-    def __init__(self, labels: Sequence[Sequence[str]], hierarchical: bool = False, matrix_limit: int = 1024):
+    def __init__(
+        self,
+        labels: Sequence[Sequence[str]],
+        hierarchical: bool = False,
+        matrix_limit: int = 1024,
+        order: Optional[Sequence[str]] = None,
+    ):
         self.hierarchical = hierarchical
+        self.ranks = {label: i for i, label in enumerate(order)} if order else None
         ids: Dict[LabelSet, int] = {}
         self.ids = numpy.empty(len(labels), dtype=numpy.int64)
         for i, lab in enumerate(labels):
@@ -60,7 +82,8 @@ class LabelIndex:
             self.matrix = numpy.zeros((u, u), dtype=numpy.float32)
             for x in range(u):
                 for y in range(x, u):
-                    self.matrix[x, y] = self.matrix[y, x] = label_score(self.sets[x], self.sets[y], hierarchical)
+                    score = label_score(self.sets[x], self.sets[y], hierarchical, self.ranks)
+                    self.matrix[x, y] = self.matrix[y, x] = score
         self._cache: Dict[Tuple[int, int], float] = {}
 
     def scores(self, first: numpy.ndarray, second: numpy.ndarray) -> numpy.ndarray:
@@ -72,7 +95,7 @@ class LabelIndex:
         for k, (x, y) in enumerate(zip(a.tolist(), b.tolist())):
             key = (x, y) if x <= y else (y, x)
             if key not in self._cache:
-                self._cache[key] = label_score(self.sets[key[0]], self.sets[key[1]], self.hierarchical)
+                self._cache[key] = label_score(self.sets[key[0]], self.sets[key[1]], self.hierarchical, self.ranks)
             out[k] = self._cache[key]
         return out
 

@@ -49,7 +49,9 @@ class ContrastiveTask:
             )
         self.corpus, self.train, self.dev, self.n_classes = load_train_dev(corpus_dir, t.dev_fraction, t.seed, tag)
         self.corrected: CorrectedData = settings["imbalance"](self.train.texts, self.train.labels, seed=t.seed)
-        self.index = LabelIndex(self.corrected.labels, hierarchical=self.corpus.hierarchical)
+        self.index = LabelIndex(
+            self.corrected.labels, hierarchical=self.corpus.hierarchical, order=self.corpus.label_order
+        )
         self.keys = text_keys(self.corrected.texts)
 
     def prepare(self, enc) -> None:
@@ -78,9 +80,20 @@ class ContrastiveTask:
                 f"{self.steps_per_epoch} batches of up to {self.training.batch_size} texts per epoch "
                 f"({type(self.sampler).__name__})"
             )
-        return (
-            f"imbalance correction (class sizes before -> after):\n{table}\n{len(self.tokens)} training texts, {what}"
-        )
+        text = f"imbalance correction (class sizes before -> after):\n{table}\n"
+        text += f"{len(self.tokens)} training texts, {what}"
+        if self.corpus.label_order:
+            text += f"\npair scores: ordinal, {' < '.join(self.corpus.label_order)}"
+        return text
+
+    @property
+    def label_scores(self) -> str:
+        """How score(y_i, y_j) of eq. 2 is computed for this corpus (labels.py)."""
+        if self.corpus.label_order:
+            return "ordinal"
+        if self.corpus.multi_label:
+            return "jaccard"
+        return "hierarchical" if self.corpus.hierarchical else "same class"
 
     def _pairs(self, epoch: int):
         return self.sampler(self.index, seed=self.training.seed + epoch, keys=self.keys, n_classes=self.n_classes)
@@ -102,7 +115,7 @@ class ContrastiveTask:
 
     def dev_pairs(self, dev):
         """Pairs of the `dev` split drawn like the paper's train pairs (fixed seed): Spearman's tie-break."""
-        dev_index = LabelIndex(dev.labels, hierarchical=self.corpus.hierarchical)
+        dev_index = LabelIndex(dev.labels, hierarchical=self.corpus.hierarchical, order=self.corpus.label_order)
         sampler = self.sampler if not self.class_batches else _paper_sampler()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a tiny dev set may give one-sided pairs; Spearman is then nan
@@ -137,6 +150,8 @@ class ContrastiveTask:
             "dev_carved_from_train": self.corpus.dev_carved,
             "pairs_per_epoch": len(self.first_pairs) if self.kind == "pairs" else None,
             "steps_per_epoch": self.steps_per_epoch,
+            "label_scores": self.label_scores,
+            "label_order": self.corpus.label_order,
         }
 
     def write(self, directory: Path, correction) -> None:

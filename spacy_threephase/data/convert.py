@@ -30,12 +30,16 @@ def convert_dataset(
     overwrite: bool = False,
     lang: str = "en",
     hierarchical: Optional[bool] = None,
+    ordered: Optional[str] = None,
 ) -> dict:
     """Read `source`, carve missing dev/test splits from train, validate, write `output_dir`.
 
     Returns the contents of labels.json plus "sizes", "carved" and "output_dir".
     hierarchical: None = labels with "/" are levels of a hierarchy (`Sports/Football`);
     False = every label is a flat class, "/" or not (`Sci/Tech`); True = insist on "/" levels.
+    ordered: the labels of an ordered scale, comma-separated from one end to the other
+    ("very negative,negative,neutral,positive,very positive"); written to labels.json as
+    "label_order", it gives phase 2 pair scores that fall with the distance on the scale.
     """
     _check_ratios(dev_ratio, test_ratio)
     splits, described = load_source(
@@ -57,6 +61,8 @@ def convert_dataset(
         "carved": carved,
         "seed": seed,
     }
+    if ordered is not None:
+        stats["label_order"] = _label_order(ordered, label_set, stats)
     nlp = _blank(lang)
     with atomic_output_dir(output_dir, overwrite=overwrite) as tmp:
         for name in SPLITS:
@@ -65,6 +71,22 @@ def convert_dataset(
         write_texts(records["train"], tmp / "texts.txt")
         write_json(stats, tmp / "labels.json")
     return {**stats, "sizes": {name: len(records[name]) for name in SPLITS}, "output_dir": str(output_dir)}
+
+
+def _label_order(ordered: str, label_set: List[str], stats: dict) -> List[str]:
+    """`--ordered` as a list: every train label once, on single-label flat data."""
+    order = [part.strip() for part in ordered.split(",")]
+    if stats["multi_label"] or stats["hierarchical"]:
+        kind = "multi-label" if stats["multi_label"] else "hierarchical"
+        raise UserError(f"--ordered is for single-label flat classes; these labels are {kind}")
+    if any(not part for part in order) or len(set(order)) != len(order):
+        raise UserError(f"--ordered must name each label once, comma-separated; got {ordered!r}")
+    missing, unknown = sorted(set(label_set) - set(order)), sorted(set(order) - set(label_set))
+    if missing or unknown:
+        problems = [f"missing {missing}" if missing else "", f"not in train {unknown}" if unknown else ""]
+        what = "; ".join(filter(None, problems))
+        raise UserError(f"--ordered must list exactly the {len(label_set)} train labels: {what}")
+    return order
 
 
 def _check_ratios(dev_ratio: float, test_ratio: float) -> None:
