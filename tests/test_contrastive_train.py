@@ -205,3 +205,29 @@ def test_cli_bad_data_is_one_line(tmp_path, tiny_encoder_dir):
     lines = [ln for ln in res.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "train.jsonl:13" in lines[0], res.output
     assert not (tmp_path / "out").exists()
+
+
+def test_ordered_labels_reach_phase_2(tmp_path, tiny_encoder_dir, monkeypatch):
+    """labels.json's label_order gives the in-batch loss ordinal targets (labels.py)."""
+    import numpy
+
+    from spacy_threephase.contrastive import task
+
+    order = ["Alarm", "Food", "Weather", "Music"]  # any order: the scores follow it
+    corpus = write_corpus(tmp_path / "ordered", LABELLED, LABELLED)
+    meta = json.loads((corpus / "labels.json").read_text())
+    (corpus / "labels.json").write_text(json.dumps({**meta, "label_order": order}))
+    seen = []
+    own = task.ContrastiveTask.loss
+
+    def spy(self, encoder, pooling, batch):
+        seen.append(self.index.score_matrix(numpy.asarray(batch)))
+        return own(self, encoder, pooling, batch)
+
+    monkeypatch.setattr(task.ContrastiveTask, "loss", spy)
+    summary = train_contrastive(
+        CONFIG, corpus, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides={**FAST, "training.epochs": 1}
+    )
+    assert summary["label_scores"] == "ordinal" and summary["label_order"] == order
+    assert {round(float(x), 4) for m in seen for x in m.ravel()} <= {0.0, 0.3333, 0.6667, 1.0}
+    assert any(0 < x < 1 for m in seen for x in m.ravel())  # neighbours on the scale are partly alike
