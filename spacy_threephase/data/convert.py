@@ -82,10 +82,9 @@ def _label_order(ordered: str, label_set: List[str], stats: dict) -> List[str]:
     if any(not part for part in order) or len(set(order)) != len(order):
         raise UserError(f"--ordered must name each label once, comma-separated; got {ordered!r}")
     missing, unknown = sorted(set(label_set) - set(order)), sorted(set(order) - set(label_set))
-    if missing or unknown:
-        problems = [f"missing {missing}" if missing else "", f"not in train {unknown}" if unknown else ""]
-        what = "; ".join(filter(None, problems))
-        raise UserError(f"--ordered must list exactly the {len(label_set)} train labels: {what}")
+    problems = ([f"missing {missing}"] if missing else []) + ([f"not in train {unknown}"] if unknown else [])
+    if problems:
+        raise UserError(f"--ordered must list exactly the {len(label_set)} train labels: {'; '.join(problems)}")
     return order
 
 
