@@ -2,16 +2,17 @@
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from spacy import registry
 from spacy.tokens import Doc
 from spacy_transformers.layers import TransformerListener
 from thinc.api import Gelu, HardSwish, Linear, Logistic, Mish, Model, Relu, Softmax, Swish, chain
+from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
 from . import empty_docs
-from .encoder import META_FILE, _load_error, check_pooling, read_pooling, resolve_encoder
+from .encoder import META_FILE, _load_error, adapted_by, check_pooling, read_pooling, resolve_encoder
 from .errors import UserError
 from .layers import sentence_pooling
 
@@ -66,8 +67,15 @@ def build_textcat_mlp(
     if pooling is not None:
         check_pooling(pooling)
     pooled = sentence_pooling(pooling or "mean", grad_factor=0.0 if freeze_encoder else grad_factor)
-    model = chain(listener, pooled, hidden, output_layer)
-    model.name = "textcat_mlp"
+    chained = chain(listener, pooled, hidden, output_layer)
+    model = Model(
+        "textcat_mlp",
+        head_first_forward,
+        init=chained.init,
+        dims={name: chained.maybe_get_dim(name) for name in chained.dim_names},
+        layers=chained.layers,
+        attrs={"encoder_adapted_by": []},
+    )
     model.attrs["multi_label"] = not exclusive_classes
     model.attrs["pooling"] = pooled.attrs["mode"]  # until init resolves a None
     model.attrs["freeze_encoder"] = freeze_encoder
@@ -78,6 +86,7 @@ def build_textcat_mlp(
         mode = resolve_pooling(pooling, encoder)
         model.attrs["pooling"] = mode
         pooled.attrs["mode"] = mode
+        model.attrs["encoder_adapted_by"] = encoder_adapted_by(encoder)
         return chain_init(model, X=X, Y=Y)
 
     model.init = init
@@ -123,6 +132,42 @@ def resolve_pooling(pooling: Optional[str], encoder: Optional[str]) -> str:
             f"pooling ({META_FILE}); set the pooling to null (use the encoder's) or to {saved!r}"
         )
     return pooling
+
+
+HEAD_ONLY: Set[int] = set()  # ids of textcat_mlp models whose next updates train the head alone
+
+
+def head_first_forward(model: Model, X, is_train: bool):
+    """The chain listener >> pooling >> MLP. While the model is in HEAD_ONLY (put there by
+    `spacy_threephase.head_first.v1` before an update; not saved with the model), the
+    listener's backprop is not called, so the transformer gets no gradient: no backward pass
+    through it, and its weights and optimizer moments stay as they are."""
+    if model.id not in HEAD_ONLY:
+        return chain_forward(model, X, is_train)
+    listener, *head = model.layers
+    H, _ = listener(X, is_train)
+    callbacks = []
+    for layer in head:
+        H, callback = layer(H, is_train)
+        callbacks.append(callback)
+
+    def backprop(dY):
+        for callback in reversed(callbacks):
+            dY = callback(dY)
+        return []
+
+    return H, backprop
+
+
+def encoder_adapted_by(encoder: Optional[str]) -> List[str]:
+    """The phases that changed the encoder setting's weights ([] for a base encoder or hub name)."""
+    if not encoder:
+        return []
+    try:
+        path = Path(resolve_encoder(encoder))
+    except UserError:  # the transformer component reports a bad encoder setting itself
+        return []
+    return adapted_by(path) if path.is_dir() else []
 
 
 def stop_gradient(layer: Model) -> Model:

@@ -98,6 +98,31 @@ def read_pooling(path: Union[str, Path]) -> Optional[str]:
     return None
 
 
+def adapted_by(path: Union[str, Path, None]) -> List[str]:
+    """The phases that changed the weights of the encoder in `path` (oldest first).
+
+    Phases 1, 2 and Joint record it in `threephase.json` ("adapted_by"): their input's list,
+    plus their own name unless selection kept the input. A directory without the file (the
+    base encoder, a hub name) has none; one written before the field existed counts its own
+    phase unless it kept its input.
+    """
+    meta_path = Path(path) / META_FILE if path else None
+    if meta_path is None or not meta_path.is_file():
+        return []
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf8"))
+    except ValueError:
+        raise UserError(f"{meta_path}: not valid JSON") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_path}: not a JSON object")
+    if "adapted_by" in meta:
+        return [str(name) for name in meta["adapted_by"]]
+    selection = meta.get("selection")
+    if isinstance(selection, dict) and not selection.get("kept_input"):
+        return [str(meta.get("phase", "phase"))]
+    return []
+
+
 def check_pooling(pooling: str) -> str:
     if pooling not in POOLING_MODES:
         raise UserError(f"pooling: unknown pooling {pooling!r}; choose one of {', '.join(POOLING_MODES)}")

@@ -1,12 +1,12 @@
-"""Optimizer and schedules for phase 3: two learning rates, and optionally the head first.
+"""Optimizer and schedules for phase 3: two learning rates, each with its own warm-up.
 
 spaCy's stock recipe gives the encoder and the new classifier head the same small learning
 rate, which leaves a freshly initialised head badly under-trained on many-class data. Here
 the head (thinc parameters) gets `learn_rate` and the transformer (parameters of the
-PyTorch model inside spacy-transformers) gets `encoder_learn_rate`. Optionally the encoder
-stays fixed for the first `head_only_steps` steps, so that the new head first learns on the
-encoder's vectors as they are (linear probing, then fine-tuning: Kumar et al., ICLR 2022);
-each rate warms up linearly from its own start.
+PyTorch model inside spacy-transformers) gets `encoder_learn_rate`. Each rate warms up
+linearly over `warmup_steps`, counted from that parameter's first update: when the head
+trains alone first (spacy_threephase.head_first.v1), the encoder's warm-up starts when it
+starts to learn.
 """
 
 from typing import Iterable, Tuple
@@ -18,42 +18,23 @@ from thinc.api import Optimizer
 class TwoRateOptimizer(Optimizer):
     """thinc's Adam(W) whose PyTorch-shim (encoder) parameters follow their own rate.
 
-    `learn_rate` (a schedule) is the head's rate. The encoder's rate at step t is
-    `encoder_rate(t)`: 0 for the first `head_only_steps` steps (no update, and its Adam
-    moments stay untouched), then a linear warm-up over `warmup_steps` to `encoder_learn_rate`.
-    The step count advances with `step_schedules()`, which spaCy's loop calls once per update
-    and our resumable loop replays on resume.
+    `learn_rate` (a schedule) is the head's rate. An encoder parameter's rate is
+    `encoder_rate(n)` after n updates of that parameter: a linear warm-up over `warmup_steps`
+    to `encoder_learn_rate`. The counts are thinc's `nr_update`, which a resumed phase 3
+    restores with the optimizer state.
     """
 
-    def __init__(
-        self,
-        *args,
-        encoder_learn_rate: float,
-        head_only_steps: int = 0,
-        warmup_steps: int = 0,
-        **kwargs,
-    ):
+    def __init__(self, *args, encoder_learn_rate: float, warmup_steps: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.encoder_learn_rate = encoder_learn_rate
-        self.head_only_steps = head_only_steps
         self.encoder_warmup_steps = warmup_steps
-        self.step = 0
 
-    def step_schedules(self):
-        super().step_schedules()
-        self.step += 1
-
-    def encoder_rate(self, step: int) -> float:
-        since = step - self.head_only_steps
-        return 0.0 if since < 0 else warmed_up(self.encoder_learn_rate, self.encoder_warmup_steps, since)
+    def encoder_rate(self, updates: int) -> float:
+        return warmed_up(self.encoder_learn_rate, self.encoder_warmup_steps, updates)
 
     def __call__(self, key: Tuple[int, str], weights, gradient, *, lr_scale: float = 1.0):
         if is_encoder_param(key):
-            rate = self.encoder_rate(self.step)
-            if rate == 0.0:
-                gradient *= 0
-                return weights, gradient
-            lr_scale = lr_scale * rate / self.learn_rate
+            lr_scale = lr_scale * self.encoder_rate(self.nr_update[key]) / self.learn_rate
         return super().__call__(key, weights, gradient, lr_scale=lr_scale)
 
 
@@ -68,7 +49,6 @@ def build_two_rate_adamw(
     learn_rate: float = 1e-3,
     encoder_learn_rate: float = 5e-5,
     warmup_steps: int = 50,
-    head_only_steps: int = 0,
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
@@ -80,13 +60,13 @@ def build_two_rate_adamw(
 
     learn_rate: the classifier head's rate; encoder_learn_rate: the transformer's. Both warm
     up linearly over `warmup_steps` and then stay constant (spaCy's early stopping on dev
-    decides the run length, and the best dev checkpoint is kept). head_only_steps: the
-    encoder is not updated for this many steps and starts its own warm-up after them.
+    decides the run length, and the best dev checkpoint is kept); the encoder's warm-up
+    starts with its first update.
     """
     if learn_rate <= 0 or encoder_learn_rate < 0:
         raise ValueError("spacy_threephase.AdamW.v1: learning rates must be positive")
-    if warmup_steps < 0 or head_only_steps < 0:
-        raise ValueError("spacy_threephase.AdamW.v1: warmup_steps and head_only_steps must be >= 0")
+    if warmup_steps < 0:
+        raise ValueError("spacy_threephase.AdamW.v1: warmup_steps must be >= 0")
     return TwoRateOptimizer(
         warmup_constant(learn_rate, warmup_steps),
         beta1=beta1,
@@ -98,7 +78,6 @@ def build_two_rate_adamw(
         use_averages=use_averages,
         use_radam=False,
         encoder_learn_rate=encoder_learn_rate,
-        head_only_steps=head_only_steps,
         warmup_steps=warmup_steps,
     )
 

@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Type, Union
 
 from .checkpoints import checkpoint_dir_for, config_fingerprint_text, fingerprint, is_main_process
 from .config import load_config, resolve_section
-from .encoder import LoadedEncoder, load_encoder, save_encoder
+from .encoder import LoadedEncoder, adapted_by, load_encoder, save_encoder
 from .errors import UserError
 from .outputs import check_output_dir, output_dir_for_rank
 from .settings import EncoderSection, Section, TrainingSection, parse_section
@@ -123,6 +123,7 @@ def run_phase(
                 "phase": phase.name,
                 "source_encoder": enc.path,
                 "selection": summary["selection"],
+                "adapted_by": adapted_by(enc.path) + ([] if trainer.kept_input else [phase.name]),
                 phase.name: phase.summary(),
             },
         )

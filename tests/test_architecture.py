@@ -162,39 +162,155 @@ def test_two_rate_optimizer_scales_encoder_updates():
     assert abs(head[0]) == pytest.approx(100 * abs(enc[0]), rel=1e-3)
 
 
-def test_head_only_steps_hold_the_encoder_then_warm_it_up():
-    opt = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=2, head_only_steps=3)
+def test_the_encoder_warms_up_from_its_own_first_update():
+    """The encoder's warm-up counts its own updates: when it first learns at step 3 (the head
+    trained alone before), it starts at the bottom of its warm-up, as the head did at step 0."""
+    opt = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=2)
     enc_key, head_key = (2, "encoder.weight"), (1, "W")
     enc, head = numpy.zeros(4, dtype="f"), numpy.zeros(4, dtype="f")
-    moved = []
+    rates = []
     for step in range(6):
-        before_enc, before_head = enc.copy(), head.copy()
         head, _ = opt(head_key, head, numpy.ones(4, dtype="f"))
-        grad = numpy.ones(4, dtype="f")
-        enc, grad = opt(enc_key, enc, grad)
-        assert not grad.any()  # the gradient is consumed either way
-        assert not numpy.array_equal(head, before_head)  # the head learns from step 0
-        moved.append(float(abs(enc - before_enc).max()))
+        if step >= 3:
+            rates.append(opt.encoder_rate(opt.nr_update[enc_key]))
+            enc, _ = opt(enc_key, enc, numpy.ones(4, dtype="f"))
         opt.step_schedules()
-    # steps 0-2: the encoder is not touched (no moments either); 3-4: warm-up; 5: full rate
-    assert moved[:3] == [0.0, 0.0, 0.0]
-    assert opt.nr_update[enc_key] == 3
-    assert 0 < moved[3] < moved[4]
-    assert [opt.encoder_rate(t) for t in range(6)] == pytest.approx([0, 0, 0, 5e-5, 1e-4, 1e-4])
-    # a resumed run replays step_schedules() and so knows where it is
-    replayed = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=2, head_only_steps=3)
-    for _ in range(4):
-        replayed.step_schedules()
-    assert replayed.encoder_rate(replayed.step) == pytest.approx(1e-4)
+    assert rates == pytest.approx([5e-5, 1e-4, 1e-4])
+    assert opt.nr_update[enc_key] == 3 and opt.nr_update[head_key] == 6
 
 
-def test_without_head_only_steps_the_encoder_rate_follows_the_head_schedule():
+def test_without_a_head_only_start_the_encoder_rate_follows_the_head_schedule():
     opt = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-4, warmup_steps=4)
+    key = (2, "encoder.weight")
     for _ in range(6):
-        assert opt.encoder_rate(opt.step) / opt.learn_rate == pytest.approx(1e-2)
+        assert opt.encoder_rate(opt.nr_update[key]) / opt.learn_rate == pytest.approx(1e-2)
+        opt(key, numpy.zeros(4, dtype="f"), numpy.ones(4, dtype="f"))
         opt.step_schedules()
-    with pytest.raises(ValueError, match="head_only_steps"):
-        build_two_rate_adamw(head_only_steps=-1)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        build_two_rate_adamw(warmup_steps=-1)
+
+
+def adapted_copy(encoder_dir, tmp_path, adapted_by):
+    """A copy of the tiny encoder whose threephase.json says which phases changed it."""
+    import json
+    import shutil
+
+    path = tmp_path / "adapted"
+    shutil.copytree(encoder_dir, path)
+    (path / "threephase.json").write_text(json.dumps({"pooling": "mean", "adapted_by": adapted_by}))
+    return path
+
+
+def run_updates(nlp, examples, callback, steps, epoch=0):
+    """`steps` updates as spaCy's loop makes them (before_update first); the encoder's weights
+    after each."""
+    optimizer = build_two_rate_adamw(learn_rate=1e-2, encoder_learn_rate=1e-3, warmup_steps=0)
+    seen = []
+    for step in range(steps):
+        callback(nlp, {"step": step, "epoch": epoch})
+        nlp.update(examples, sgd=optimizer)
+        seen.append(_trf_weights(nlp))
+    return seen
+
+
+def changed(a, b):
+    return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+def test_head_first_holds_an_adapted_encoder_for_its_steps(tiny_encoder_dir, tmp_path, capsys):
+    from spacy_threephase.head_first import configure_head_first
+
+    encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["contrastive"])
+    nlp, examples = make_nlp(encoder, encoder=str(encoder))
+    assert nlp.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["contrastive"]
+    start = _trf_weights(nlp)
+    head_start = nlp.get_pipe("textcat").model.get_ref("output_layer").get_param("W").copy()
+    after = run_updates(nlp, examples, configure_head_first(steps=3, epochs=2), steps=5)
+    assert not any(changed(start, w) for w in after[:3])  # steps 0-2: the encoder is held
+    assert changed(after[2], after[4])  # then it learns
+    assert not numpy.array_equal(head_start, nlp.get_pipe("textcat").model.get_ref("output_layer").get_param("W"))
+    assert "the encoder was changed by contrastive" in capsys.readouterr().err
+
+
+def test_head_first_leaves_a_base_encoder_alone(tiny_encoder_dir):
+    """Plain fine-tuning: the base encoder (no threephase.json) learns from the start."""
+    from spacy_threephase.head_first import configure_head_first
+
+    nlp, examples = make_nlp(tiny_encoder_dir, encoder=str(tiny_encoder_dir))
+    assert nlp.get_pipe("textcat").model.attrs["encoder_adapted_by"] == []
+    start = _trf_weights(nlp)
+    after = run_updates(nlp, examples, configure_head_first(steps=3, epochs=2), steps=3)
+    assert changed(start, after[1])  # step 0 sends no gradient (zero output layer); step 1 does
+
+
+@pytest.mark.parametrize(
+    "settings, epoch, held",
+    [
+        ({"steps": 3, "epochs": 1}, 1, False),  # past the epoch limit
+        ({"steps": 3, "epochs": 2, "when": "never"}, 0, False),
+        ({"steps": 3, "epochs": 2, "when": "always"}, 0, True),
+    ],
+)
+def test_head_first_limits(tiny_encoder_dir, tmp_path, settings, epoch, held):
+    from spacy_threephase.head_first import configure_head_first
+
+    base = settings.get("when") == "always"
+    encoder = tiny_encoder_dir if base else adapted_copy(tiny_encoder_dir, tmp_path, ["dae"])
+    nlp, examples = make_nlp(encoder, encoder=str(encoder))
+    start = _trf_weights(nlp)
+    after = run_updates(nlp, examples, configure_head_first(**settings), steps=3, epoch=epoch)
+    assert (not changed(start, after[2])) == held
+
+
+def test_head_first_rejects_bad_settings():
+    from spacy_threephase.head_first import configure_head_first
+
+    with pytest.raises(ValueError, match="when must be one of"):
+        configure_head_first(when="sometimes")
+    with pytest.raises(ValueError, match=">= 0"):
+        configure_head_first(steps=-1)
+    with pytest.raises(ValueError, match="min_texts needs corpus"):
+        configure_head_first(min_texts=10)
+
+
+def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
+    """spaCy's own `spacy train` with configs/textcat.cfg: a run shorter than the head-only
+    window leaves an adapted encoder as it was, unless when = "never" or the corpus has
+    fewer than min_texts texts (the default 1,000; here 6)."""
+    from pathlib import Path
+
+    from spacy.cli.train import train
+    from spacy.tokens import DocBin
+
+    encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
+    nlp = spacy.blank("en")
+    for split in ("train", "dev"):
+        db = DocBin()
+        for text, label in TRAIN:
+            doc = nlp.make_doc(text)
+            doc.cats = {lab: float(lab == label) for lab in LABELS}
+            db.add(doc)
+        db.to_disk(tmp_path / f"{split}.spacy")
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "textcat.cfg"
+    overrides = {
+        "paths.train": str(tmp_path / "train.spacy"),
+        "paths.dev": str(tmp_path / "dev.spacy"),
+        "paths.encoder": str(encoder),
+        "training.max_epochs": 1,
+        "training.eval_frequency": 2,
+        "training.batcher.size": 2,
+        "components.textcat.model.hidden_width": 8,
+    }
+    fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
+    for when, min_texts, held in (("adapted", 6, True), ("never", 0, False), ("adapted", None, False)):
+        out = tmp_path / f"out-{when}-{min_texts}"
+        settings = {"training.before_update.when": when}
+        if min_texts is not None:
+            settings["training.before_update.min_texts"] = min_texts
+        train(cfg, out, overrides={**overrides, **settings})
+        trained = spacy.load(out / "model-last")
+        assert trained.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["dae", "contrastive"]
+        assert (not changed(fresh, _trf_weights(trained))) == held
 
 
 def test_bad_activation_is_rejected():
@@ -218,7 +334,9 @@ def _leaves(model):
     """The model's layers in execution order, with chain combinators expanded."""
     from thinc.layers.chain import forward as chain_forward
 
-    if model._func is chain_forward:
+    from spacy_threephase.architectures import head_first_forward
+
+    if model._func in (chain_forward, head_first_forward):
         return [leaf for layer in model.layers for leaf in _leaves(layer)]
     return [model]
 

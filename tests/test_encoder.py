@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spacy_threephase.encoder import load_encoder, pool, resolve_encoder, save_encoder, tokenize
+from spacy_threephase.encoder import adapted_by, load_encoder, pool, resolve_encoder, save_encoder, tokenize
 from spacy_threephase.errors import UserError
 
 
@@ -45,3 +45,22 @@ def test_offline_hub_name_says_offline(monkeypatch):
 def test_default_encoder_resolves_to_local_copy():
     path = resolve_encoder("default")
     assert Path(path, "config.json").exists()
+
+
+def test_adapted_by_reads_what_phases_recorded(tmp_path):
+    import json
+
+    def meta(name, content):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "threephase.json").write_text(content if isinstance(content, str) else json.dumps(content))
+        return path
+
+    assert adapted_by(tmp_path / "nothing-here") == [] and adapted_by(None) == []
+    assert adapted_by(meta("new", {"adapted_by": ["dae", "contrastive"]})) == ["dae", "contrastive"]
+    # written before the field existed: its own phase counts unless selection kept the input
+    assert adapted_by(meta("old-kept", {"phase": "contrastive", "selection": {"kept_input": True}})) == []
+    assert adapted_by(meta("old-trained", {"phase": "dae", "selection": {"kept_input": False}})) == ["dae"]
+    assert adapted_by(meta("plain", {"pooling": "mean"})) == []
+    with pytest.raises(UserError, match="not valid JSON"):
+        adapted_by(meta("broken", "{"))

@@ -18,6 +18,7 @@ GROUPS = {
     "schedules": "thinc_schedules",
     "batchers": "spacy_batchers",
     "scorers": "spacy_scorers",
+    "callbacks": "spacy_callbacks",
 }
 
 

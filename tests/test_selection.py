@@ -3,6 +3,7 @@ candidate's weights are the ones written, phase 1 selects on dev, selection surv
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -58,11 +59,14 @@ def test_a_phase_that_only_makes_dev_worse_writes_its_input_unchanged(tiny_encod
     than the input's held-out reconstruction loss, so the input's weights are written."""
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(TINY_TEXTS * 4) + "\n", encoding="utf8")  # 48 texts: 2 held out
+    start = tmp_path / "start"  # the tiny encoder, as an earlier phase that changed it would record
+    shutil.copytree(tiny_encoder_dir, start)
+    (start / "threephase.json").write_text(json.dumps({"pooling": "mean", "adapted_by": ["joint"]}))
     out = train_dae(
         DAE_CONFIG,
         texts,
         tmp_path / "out",
-        encoder=str(tiny_encoder_dir),
+        encoder=str(start),
         overrides={**DAE, "training.learning_rate": 1.0, "training.epochs": 1, "training.heldout_fraction": 0.1},
     )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -72,7 +76,8 @@ def test_a_phase_that_only_makes_dev_worse_writes_its_input_unchanged(tiny_encod
     before, after = weights(tiny_encoder_dir), weights(out)
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert "writing it unchanged" in capsys.readouterr().err
-    assert json.loads((out / "threephase.json").read_text())["selection"]["kept_input"] is True
+    meta = json.loads((out / "threephase.json").read_text())
+    assert meta["selection"]["kept_input"] is True and meta["adapted_by"] == ["joint"]  # the input's record
 
 
 def test_phase1_selects_on_dev_and_writes_the_best_steps_weights(tiny_encoder_dir, tmp_path):
@@ -164,6 +169,7 @@ def test_selection_can_be_switched_off(tiny_encoder_dir, tmp_path):
         )
     assert m["evaluations"][0]["step"] > 0 and m["selection"]["kept_input"] is False
     assert digest(weights(tmp_path / "out")) == seen[m["steps"]]
+    assert json.loads((tmp_path / "out" / "threephase.json").read_text())["adapted_by"] == ["contrastive"]
 
 
 def test_evaluations_use_bounded_samples_of_train_and_dev(tiny_encoder_dir, tmp_path, paper_cl_config):
