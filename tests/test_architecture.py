@@ -1,5 +1,7 @@
 """Phase-3 classifier: pooled vector equals phases 1-2's, gradients reach the encoder."""
 
+from pathlib import Path
+
 import numpy
 import pytest
 import spacy
@@ -120,8 +122,8 @@ def test_frozen_pooling_sends_zero_gradient(tiny_encoder_dir):
         assert (abs(grad).sum() == 0) == expect_zero
 
 
-def test_freeze_encoder_in_spacy_train_keeps_weights(tiny_encoder_dir, tmp_path):
-    from spacy.cli.train import train
+def spacy_train_settings(tmp_path, encoder_dir) -> dict:
+    """Write TRAIN as train/dev .spacy files; overrides for `spacy train` with configs/textcat.cfg."""
     from spacy.tokens import DocBin
 
     nlp = spacy.blank("en")
@@ -132,19 +134,27 @@ def test_freeze_encoder_in_spacy_train_keeps_weights(tiny_encoder_dir, tmp_path)
             doc.cats = {lab: float(lab == label) for lab in LABELS}
             db.add(doc)
         db.to_disk(tmp_path / f"{split}.spacy")
-    from pathlib import Path
-
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "textcat.cfg"
-    overrides = {
+    return {
         "paths.train": str(tmp_path / "train.spacy"),
         "paths.dev": str(tmp_path / "dev.spacy"),
-        "paths.encoder": str(tiny_encoder_dir),
-        "components.textcat.model.freeze_encoder": True,
-        "training.max_epochs": 2,
+        "paths.encoder": str(encoder_dir),
         "training.eval_frequency": 2,
         "components.textcat.model.hidden_width": 8,
     }
-    train(cfg, tmp_path / "out", overrides=overrides)
+
+
+TEXTCAT_CFG = Path(__file__).resolve().parents[1] / "configs" / "textcat.cfg"
+
+
+def test_freeze_encoder_in_spacy_train_keeps_weights(tiny_encoder_dir, tmp_path):
+    from spacy.cli.train import train
+
+    overrides = {
+        **spacy_train_settings(tmp_path, tiny_encoder_dir),
+        "components.textcat.model.freeze_encoder": True,
+        "training.max_epochs": 2,
+    }
+    train(TEXTCAT_CFG, tmp_path / "out", overrides=overrides)
     trained = spacy.load(tmp_path / "out" / "model-last")
     fresh, _ = make_nlp(tiny_encoder_dir)
     w1, w2 = _trf_weights(trained), _trf_weights(fresh)
@@ -277,37 +287,17 @@ def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
     """spaCy's own `spacy train` with configs/textcat.cfg: a run shorter than the head-only
     window leaves an adapted encoder as it was, unless when = "never" or the corpus has
     fewer than min_texts texts (the default 1,000; here 6)."""
-    from pathlib import Path
-
     from spacy.cli.train import train
-    from spacy.tokens import DocBin
 
     encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
-    nlp = spacy.blank("en")
-    for split in ("train", "dev"):
-        db = DocBin()
-        for text, label in TRAIN:
-            doc = nlp.make_doc(text)
-            doc.cats = {lab: float(lab == label) for lab in LABELS}
-            db.add(doc)
-        db.to_disk(tmp_path / f"{split}.spacy")
-    cfg = Path(__file__).resolve().parents[1] / "configs" / "textcat.cfg"
-    overrides = {
-        "paths.train": str(tmp_path / "train.spacy"),
-        "paths.dev": str(tmp_path / "dev.spacy"),
-        "paths.encoder": str(encoder),
-        "training.max_epochs": 1,
-        "training.eval_frequency": 2,
-        "training.batcher.size": 2,
-        "components.textcat.model.hidden_width": 8,
-    }
+    overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 1, "training.batcher.size": 2}
     fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
     for when, min_texts, held in (("adapted", 6, True), ("never", 0, False), ("adapted", None, False)):
         out = tmp_path / f"out-{when}-{min_texts}"
         settings = {"training.before_update.when": when}
         if min_texts is not None:
             settings["training.before_update.min_texts"] = min_texts
-        train(cfg, out, overrides={**overrides, **settings})
+        train(TEXTCAT_CFG, out, overrides={**overrides, **settings})
         trained = spacy.load(out / "model-last")
         assert trained.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["dae", "contrastive"]
         assert (not changed(fresh, _trf_weights(trained))) == held
