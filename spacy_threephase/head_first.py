@@ -8,9 +8,10 @@ it: before each update it tells every TextCatMLP head whether this update trains
 alone. It does so for the first `epochs` epochs, at most `steps` steps, when the training
 corpus has at least `min_texts` texts, and (with `when = "adapted"`) only when the encoder
 was changed by phases 1-2, as its `threephase.json` records; a base encoder (plain
-fine-tuning) trains from the first step. On small data (320 texts) training the head alone
-first cost accuracy in every measured run, on 2,000 texts it gained (benchmarks/RESULTS.md). The encoder's
-learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
+fine-tuning) trains from the first step. On 320 texts training the head alone first cost
+accuracy, on 2,000 it gained (benchmarks/RESULTS.md). The encoder's learning-rate warm-up
+starts with its first update (spacy_threephase.AdamW.v1). The head-only state lives in
+`architectures.HEAD_ONLY` for the process, not in the saved model.
 """
 
 import sys
