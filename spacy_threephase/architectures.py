@@ -161,13 +161,8 @@ def head_first_forward(model: Model, X, is_train: bool):
 
 def encoder_adapted_by(encoder: Optional[str]) -> List[str]:
     """The phases that changed the encoder setting's weights ([] for a base encoder or hub name)."""
-    if not encoder:
-        return []
-    try:
-        path = Path(resolve_encoder(encoder))
-    except UserError:  # the transformer component reports a bad encoder setting itself
-        return []
-    return adapted_by(path) if path.is_dir() else []
+    _, path, _ = saved_pooling(encoder)
+    return adapted_by(path) if path is not None else []
 
 
 def stop_gradient(layer: Model) -> Model:
