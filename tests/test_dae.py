@@ -214,7 +214,8 @@ def test_decoder_sees_the_text_only_through_the_pooled_vector(pooling, tiny_enco
 def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path):
     overrides = {
         **FAST,
-        "training.epochs": 6,
+        # 10 epochs: the loss ends at 0.70 of the first epoch's on tiny encoders of seeds 0-2 (6 ended at 0.81)
+        "training.epochs": 10,
         "training.learning_rate": 5e-3,
         "training.warmup_ratio": 0.0,
         "noise.deletion_ratio": 0.3,
@@ -223,7 +224,7 @@ def test_loss_decreases_on_repeated_data(tiny_encoder_dir, texts_file, tmp_path)
     }
     out = train_dae(CONFIG, texts_file, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=overrides)
     losses = [r["loss"] for r in read_log(out)]
-    assert len(losses) == 6
+    assert len(losses) == 10
     assert losses[-1] < losses[0] * 0.8
 
 
