@@ -6,12 +6,13 @@ gets large, noisy gradients that undo part of what phases 1-2 taught it (Kumar e
 `[training.before_update]` callback, so `spacy train` and `spacy threephase train` both run
 it: before each update it tells every TextCatMLP head whether this update trains the head
 alone. It does so for the first `epochs` epochs, at most `steps` steps, when the training
-corpus has at least `min_texts` texts, and (with `when = "adapted"`) only when the encoder
-was changed by phases 1-2, as its `threephase.json` records; a base encoder (plain
-fine-tuning) trains from the first step. On 320 texts training the head alone first cost
-accuracy, on 2,000 it gained (benchmarks/RESULTS.md). The encoder's learning-rate warm-up
-starts with its first update (spacy_threephase.AdamW.v1). The head-only state lives in
-`architectures.HEAD_ONLY` for the process, not in the saved model.
+corpus has at least `min_texts` and at most `max_texts` texts, and (with `when = "adapted"`)
+only when the encoder was changed by phases 1-2, as its `threephase.json` records; a base
+encoder (plain fine-tuning) trains from the first step. On 320 texts training the head
+alone first cost accuracy, on 2,000 it gained, on 8,544 it cost again (benchmarks/RESULTS.md).
+The encoder's learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
+The head-only state lives in `architectures.HEAD_ONLY` for the process, not in the saved
+model.
 """
 
 import sys
@@ -30,31 +31,38 @@ def configure_head_first(
     epochs: float = 2,
     when: str = "adapted",
     min_texts: int = 0,
+    max_texts: int = 0,
     corpus: Optional[Callable[[Any], Iterable[Any]]] = None,
 ) -> Callable[[Any, Dict], None]:
     """steps, epochs: the head trains alone while step < steps and epoch < epochs (both
     0-based); when: "adapted" (only if phases 1-2 changed the encoder), "always" or "never";
-    min_texts: only when the training corpus (`corpus`, usually ${corpora.train}, counted
-    once at the first step) has at least this many texts."""
+    min_texts, max_texts: only when the training corpus (`corpus`, usually ${corpora.train},
+    counted once at the first step) has at least min_texts and, unless max_texts is 0, at
+    most max_texts texts."""
     if when not in WHEN:
         raise ValueError(f"spacy_threephase.head_first.v1: when must be one of {', '.join(WHEN)}, not {when!r}")
-    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in (steps, min_texts)) or epochs < 0:
-        raise ValueError("spacy_threephase.head_first.v1: steps, epochs and min_texts must be >= 0")
-    if min_texts and corpus is None:
-        raise ValueError("spacy_threephase.head_first.v1: min_texts needs corpus (e.g. corpus = ${corpora.train})")
+    counts = (steps, min_texts, max_texts)
+    if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counts) or epochs < 0:
+        raise ValueError("spacy_threephase.head_first.v1: steps, epochs, min_texts and max_texts must be >= 0")
+    if (min_texts or max_texts) and corpus is None:
+        raise ValueError(
+            "spacy_threephase.head_first.v1: min_texts and max_texts need corpus (e.g. corpus = ${corpora.train})"
+        )
+    if max_texts and max_texts < min_texts:
+        raise ValueError(f"spacy_threephase.head_first.v1: max_texts ({max_texts}) is below min_texts ({min_texts})")
     n_texts: List[int] = []  # counted at the first update
 
     def before_update(nlp, info: Dict[str, Any]) -> None:
         step, epoch = info["step"], info["epoch"]
-        if min_texts and not n_texts:
+        if (min_texts or max_texts) and not n_texts:
             n_texts.append(sum(1 for _ in corpus(nlp)))
-        big_enough = not min_texts or n_texts[0] >= min_texts
+        size_fits = not n_texts or (n_texts[0] >= min_texts and (not max_texts or n_texts[0] <= max_texts))
         for name, pipe in nlp.pipeline:
             model = getattr(pipe, "model", None)
             if getattr(model, "name", None) != "textcat_mlp":
                 continue
             adapted_by = model.attrs.get("encoder_adapted_by") or []
-            applies = big_enough and (when == "always" or (when == "adapted" and bool(adapted_by)))
+            applies = size_fits and (when == "always" or (when == "adapted" and bool(adapted_by)))
             if applies and step < steps and epoch < epochs:
                 if step == 0:
                     why = f"the encoder was changed by {', '.join(adapted_by)}" if adapted_by else 'when = "always"'

@@ -279,24 +279,31 @@ def test_head_first_rejects_bad_settings():
         configure_head_first(when="sometimes")
     with pytest.raises(ValueError, match=">= 0"):
         configure_head_first(steps=-1)
-    with pytest.raises(ValueError, match="min_texts needs corpus"):
+    with pytest.raises(ValueError, match="min_texts and max_texts need corpus"):
         configure_head_first(min_texts=10)
+    with pytest.raises(ValueError, match="min_texts and max_texts need corpus"):
+        configure_head_first(max_texts=10)
+    with pytest.raises(ValueError, match=r"max_texts \(5\) is below min_texts \(10\)"):
+        configure_head_first(min_texts=10, max_texts=5, corpus=lambda nlp: [])
 
 
 def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
     """spaCy's own `spacy train` with configs/textcat.cfg: a run shorter than the head-only
     window leaves an adapted encoder as it was, unless when = "never" or the corpus has
-    fewer than min_texts texts (the default 1,000; here 6)."""
+    fewer than min_texts texts (the default 1,000; here 6) or more than max_texts."""
     from spacy.cli.train import train
 
     encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
     overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 1, "training.batcher.size": 2}
     fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
-    for when, min_texts, held in (("adapted", 6, True), ("never", 0, False), ("adapted", None, False)):
-        out = tmp_path / f"out-{when}-{min_texts}"
+    cases = (("adapted", 6, None, True), ("never", 0, None, False), ("adapted", None, None, False))
+    for when, min_texts, max_texts, held in cases + (("adapted", 1, 5, False),):
+        out = tmp_path / f"out-{when}-{min_texts}-{max_texts}"
         settings = {"training.before_update.when": when}
         if min_texts is not None:
             settings["training.before_update.min_texts"] = min_texts
+        if max_texts is not None:
+            settings["training.before_update.max_texts"] = max_texts
         train(TEXTCAT_CFG, out, overrides={**overrides, **settings})
         trained = spacy.load(out / "model-last")
         assert trained.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["dae", "contrastive"]
