@@ -296,8 +296,13 @@ def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
     encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
     overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 1, "training.batcher.size": 2}
     fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
-    cases = (("adapted", 6, None, True), ("never", 0, None, False), ("adapted", None, None, False))
-    for when, min_texts, max_texts, held in cases + (("adapted", 1, 5, False),):
+    cases = (  # when, min_texts, max_texts (None: the config's), the encoder held
+        ("adapted", 6, None, True),
+        ("never", 0, None, False),
+        ("adapted", None, None, False),
+        ("adapted", 1, 5, False),
+    )
+    for when, min_texts, max_texts, held in cases:
         out = tmp_path / f"out-{when}-{min_texts}-{max_texts}"
         settings = {"training.before_update.when": when}
         if min_texts is not None:
