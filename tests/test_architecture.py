@@ -315,6 +315,44 @@ def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
         assert (not changed(fresh, _trf_weights(trained))) == held
 
 
+def _all_weights(nlp):
+    """Every weight of the trained pipeline: the encoder's tensors and the head's parameters."""
+    weights = {f"transformer/{k}": v.numpy() for k, v in _trf_weights(nlp).items()}
+    for i, node in enumerate(nlp.get_pipe("textcat").model.walk()):
+        weights.update({f"textcat/{i}/{p}": node.get_param(p) for p in node.param_names if node.has_param(p)})
+    return weights
+
+
+def same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(numpy.array_equal(a[k], b[k]) for k in a)
+
+
+def test_head_first_outside_its_corpus_sizes_trains_as_without_it(tiny_encoder_dir, tmp_path):
+    """Above max_texts the callback (which counts the corpus) changes nothing: `spacy train`
+    gives the same weights, bit for bit, as with no before_update callback at all (the config
+    of runs made before the callback existed)."""
+    from spacy.cli.train import train
+    from thinc.api import Config
+
+    encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
+    overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 2, "training.batcher.size": 2}
+    without = Config().from_disk(TEXTCAT_CFG, interpolate=False)
+    without["training"]["before_update"] = None
+    without.to_disk(tmp_path / "without.cfg")
+    limits = "training.before_update.min_texts", "training.before_update.max_texts"
+    runs = {  # name: (config, overrides); 6 training texts
+        "without": (tmp_path / "without.cfg", {}),
+        "above max_texts": (TEXTCAT_CFG, dict(zip(limits, (1, 5)))),
+        "held": (TEXTCAT_CFG, dict(zip(limits, (6, 0)))),
+    }
+    weights = {}
+    for name, (config, settings) in runs.items():
+        train(config, tmp_path / name, overrides={**overrides, **settings})
+        weights[name] = _all_weights(spacy.load(tmp_path / name / "model-last"))
+    assert same_weights(weights["without"], weights["above max_texts"])
+    assert not same_weights(weights["without"], weights["held"])  # the comparison tells runs apart
+
+
 def test_bad_activation_is_rejected():
     with pytest.raises(ValueError, match="activation"):
         build_textcat_mlp(activation="sigmoidish")
