@@ -9,7 +9,8 @@ alone. It does so for the first `epochs` epochs, at most `steps` steps, when the
 corpus has at least `min_texts` and at most `max_texts` texts, and (with `when = "adapted"`)
 only when the encoder was changed by phases 1-2, as its `threephase.json` records; a base
 encoder (plain fine-tuning) trains from the first step. On 320 texts training the head
-alone first cost accuracy, on 2,000 it gained, on 8,544 it cost again (benchmarks/RESULTS.md).
+alone first cost accuracy, on 2,000 it gained, on 8,544 it made no difference one seed could
+resolve (benchmarks/RESULTS.md); above `max_texts` training is exactly as without the callback.
 The encoder's learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
 The head-only state lives in `architectures.HEAD_ONLY` for the process, not in the saved
 model.
