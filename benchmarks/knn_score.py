@@ -46,7 +46,7 @@ def main() -> int:
     for name in args.encoders:
         enc = load_encoder(name)
         enc.model.eval()
-        score, metrics = dev_evaluator(enc, torch.device("cpu"), train, dev, training)()
+        score, metrics, _ = dev_evaluator(enc, torch.device("cpu"), train, dev, training)()
         print(f"| {name} | {metrics['knn_acc']:.4f} | {metrics['centroid_acc']:.4f} |", flush=True)
     return 0
 

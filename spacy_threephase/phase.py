@@ -179,6 +179,8 @@ def _summary(phase: Phase, enc: LoadedEncoder, enc_cfg: EncoderSection, trainer:
         "best_step": best.step if best else None,
         "best_score": best.score if best else None,
         "kept_input": trainer.kept_input,
+        # with min_gain_z: the best checkpoint's paired z against the input, and whether it was kept
+        "significance": trainer.significance,
     }
     return {
         "phase": phase.name,

@@ -68,6 +68,11 @@ class TrainingSection(Section):
     # stop after this many evaluations in a row without a new best (0 = never): a phase that
     # only makes the encoder worse on dev stops early and hands on its input unchanged
     patience: int = Field(3, ge=0)
+    # The best checkpoint replaces the input encoder only when its dev gain is beyond noise: the
+    # paired z of its per-text dev scores against the input's (McNemar's test for accuracy) must
+    # be at least this (1.645 = one-sided 5%). 0 = any gain counts. Needs dev labels; phase 1's
+    # held-out reconstruction loss has no per-text scores, and any gain counts there.
+    min_gain_z: float = Field(0.0, ge=0)
     evals_per_epoch: int = Field(2, ge=1)
     eval_steps: int = Field(0, ge=0)
     eval_batch_size: int = Field(64, ge=1)
@@ -91,6 +96,7 @@ class DAETrainingSection(TrainingSection):
 
     epochs: int = 3
     learning_rate: float = 1e-4
+    min_gain_z: float = Field(1.645, ge=0)
     # A labelled corpus directory (train.jsonl, dev.jsonl): select on its dev accuracy (selection_metric).
     # null: hold out `heldout_fraction` of the texts (at most `heldout_max`) and select on
     # their reconstruction loss (a fixed corruption, so the score is comparable).

@@ -12,6 +12,8 @@ On top of that:
 - model selection: `evaluate()` (higher is better) scores the encoder the phase starts from,
   then every `eval_steps` steps (or `evals_per_epoch` times an epoch) and at every epoch end;
   the best candidate's weights are restored at the end, which may be the input, unchanged;
+  with `min_gain_z` > 0 and an evaluator that scores each dev text, the best checkpoint
+  replaces the input only when its per-text gain over it is significant (`paired_z`);
 - resume: every `checkpoint_every` steps accelerate's state (with the phase's own state
   holders) plus our progress (epoch, position, selection, history) go to `<output>.checkpoint/`;
   the same command started again continues and ends with the weights of an uninterrupted run;
@@ -31,6 +33,7 @@ from .checkpoints import PROGRESS_FILE, read_pointer, write_pointer
 from .errors import UserError
 from .outputs import atomic_torch_save
 from .settings import TrainingSection
+from .significance import paired_z
 
 
 @dataclass
@@ -130,6 +133,11 @@ class Trainer:
         self.resumed_from: Optional[int] = None
         self.best: Optional[Evaluation] = None
         self._best_state = None
+        # the significance check (min_gain_z): the input's weights and per-text dev scores, the best's scores
+        self._input_state = None
+        self._input_items = None
+        self._best_items = None
+        self.significance: Optional[Dict[str, Any]] = None
         self.eval_seconds = 0.0  # wall time spent on selection evaluations (this process, this run)
 
     @property
@@ -246,12 +254,34 @@ class Trainer:
                 if done:
                     break
             bar.close()
+        self._check_significance()
         if self._best_state is not None and s.select_best:
             self.selected.load_state_dict(self._best_state)
-            if self.kept_input:
+            if self.kept_input and self.significance is None:
                 self.say("no evaluation beat the encoder this phase started from: writing it unchanged")
         self.wrapped.eval()
         return self.history
+
+    def _check_significance(self) -> None:
+        """With min_gain_z > 0: the best checkpoint must beat the input by a paired z of at least
+        min_gain_z on the per-text dev scores, else the input is written unchanged."""
+        s = self.settings
+        if not (s.select_best and s.min_gain_z > 0 and self.best is not None and self.best.step > 0):
+            return
+        if self._input_items is None or self._best_items is None or self._input_state is None:
+            return  # an evaluator without per-text scores (phase 1's held-out loss): any gain counts
+        z = paired_z(self._input_items, self._best_items)
+        kept = z >= s.min_gain_z
+        self.significance = {"best_step": self.best.step, "z": round(z, 3), "min_gain_z": s.min_gain_z, "kept": kept}
+        if kept:
+            self.say(f"step {self.best.step}'s dev gain over the input is significant (z {z:.2f} >= {s.min_gain_z:g})")
+            return
+        self.say(
+            f"step {self.best.step}'s dev gain over the input is within noise (z {z:.2f} < min_gain_z "
+            f"{s.min_gain_z:g}): writing the input encoder unchanged"
+        )
+        self.best = next(e for e in self.evaluations if e.step == 0)
+        self._best_state = self._input_state
 
     def epochs_for(self, steps_per_epoch: int) -> int:
         """The configured epochs, raised so that the run makes at least min_steps steps."""
@@ -293,15 +323,18 @@ class Trainer:
         self.wrapped.eval()
         started = time.time()
         with torch.no_grad():
-            score, metrics = evaluate()
+            score, metrics, *per_text = evaluate()  # per_text: [scores of each dev text], if given
         self.eval_seconds += time.time() - started
+        items = per_text[0] if per_text else None
         result = Evaluation(step, round(step / per_rank, 4), float(score), dict(metrics or {}))
         self.evaluations.append(result)
         better = self.best is None or result.score > self.best.score
         if better:
-            self.best = result
+            self.best, self._best_items = result, items
             if self.settings.select_best:
                 self._best_state = cpu_copy(self.selected)
+        if step == 0 and self.settings.select_best and self.settings.min_gain_z > 0:
+            self._input_state, self._input_items = self._best_state, items
         shown = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items() if isinstance(v, float))
         self.say(
             f"{label or f'step {step} (epoch {result.epoch:g})'}: dev {shown}"
@@ -358,6 +391,9 @@ class Trainer:
                 "evaluations": [asdict(e) for e in self.evaluations],
                 "best": asdict(self.best) if self.best else None,
                 "best_state": self._best_state,
+                "input_state": self._input_state,
+                "input_items": self._input_items,
+                "best_items": self._best_items,
             }
             atomic_torch_save(progress, state_dir / PROGRESS_FILE)
             write_pointer(
@@ -388,6 +424,8 @@ class Trainer:
         self.evaluations = [Evaluation(**e) for e in saved["evaluations"]]
         self.best = Evaluation(**saved["best"]) if saved["best"] else None
         self._best_state = saved["best_state"]
+        self._input_state = saved.get("input_state")
+        self._input_items, self._best_items = saved.get("input_items"), saved.get("best_items")
         self.say(f"resuming from {state_dir}: epoch {saved['epoch'] + 1}, step {self.step}")
         for record in self.history:  # the interrupted run's log went with its temporary directory
             self._write_log(record)

@@ -81,8 +81,9 @@ def test_the_evaluator_scores_with_the_configured_metric(monkeypatch):
         evaluator = selection.DevEvaluator(
             enc, "cpu", train_texts, TRAIN_KEYS, dev_texts, DEV_KEYS, None, metric=metric
         )
-        score, metrics = evaluator(0)
+        score, metrics, hits = evaluator(0)  # hits: per dev text, right or not (for min_gain_z)
         assert score == expected and (metrics["knn_acc"], metrics["centroid_acc"]) == (0.5, 1.0)
+        assert hits.dtype == bool and len(hits) == 2 and hits.mean() == expected
     with pytest.raises(ValueError, match="selection_metric must be one of"):
         selection.DevEvaluator(None, "cpu", [], [], [], [], None, metric="cosine")
 

@@ -104,6 +104,7 @@ def test_phase1_selects_on_dev_and_writes_the_best_steps_weights(tiny_encoder_di
                 "training.learning_rate": 2e-3,
                 "training.eval_steps": 1,
                 "training.dev_corpus": str(corpus),
+                "training.min_gain_z": 0,  # any gain counts (the check: test_significance.py)
             },
         )
     metrics = json.loads((out / "metrics.json").read_text())
@@ -117,7 +118,7 @@ def test_phase1_selects_on_dev_and_writes_the_best_steps_weights(tiny_encoder_di
         assert written == seen[best["best_step"]]
     enc = load_encoder(str(out), max_length=32)
     c = read_corpus(corpus)
-    score, _ = dev_evaluator(enc, "cpu", c.train, c.dev, DAETrainingSection(knn_max_train=10000))()
+    score, _, _ = dev_evaluator(enc, "cpu", c.train, c.dev, DAETrainingSection(knn_max_train=10000))()
     assert score == pytest.approx(best["best_score"], abs=1e-6)
 
 

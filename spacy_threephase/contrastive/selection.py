@@ -98,16 +98,22 @@ def class_gap(vecs: torch.Tensor, keys: Sequence) -> Tuple[float, float]:
     return (float(s.mean()) if len(s) else float("nan"), float(d.mean()) if len(d) else float("nan"))
 
 
-def centroid_accuracy(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, query_keys) -> float:
-    """Share of queries whose most cosine-similar class mean (of the train vectors) is their class."""
-    if not len(query_keys):
-        return float("nan")
+def centroid_predict(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor) -> List:
+    """Each query's label set: the one whose mean train vector is the most cosine-similar."""
     classes = list(dict.fromkeys(train_keys))
     index = {key: i for i, key in enumerate(classes)}
     rows = torch.tensor([index[key] for key in train_keys])
     sums = torch.zeros(len(classes), train_vecs.shape[1], dtype=train_vecs.dtype).index_add_(0, rows, train_vecs)
     nearest = (query_vecs @ torch.nn.functional.normalize(sums, dim=1).T).argmax(1).tolist()
-    return sum(classes[c] == g for c, g in zip(nearest, query_keys)) / len(query_keys)
+    return [classes[c] for c in nearest]
+
+
+def centroid_accuracy(train_vecs: torch.Tensor, train_keys: Sequence, query_vecs: torch.Tensor, query_keys) -> float:
+    """Share of queries whose most cosine-similar class mean (of the train vectors) is their class."""
+    if not len(query_keys):
+        return float("nan")
+    preds = centroid_predict(train_vecs, train_keys, query_vecs)
+    return sum(p == g for p, g in zip(preds, query_keys)) / len(query_keys)
 
 
 SELECTION_METRICS = {"knn": "knn_acc", "centroid": "centroid_acc"}
@@ -158,7 +164,8 @@ class DevEvaluator:
         self.dev_texts, self.dev_keys = dev_texts, dev_keys
         self.dev_pairs, self.k, self.batch_size = dev_pairs, k, batch_size
 
-    def metrics(self) -> Dict[str, float]:
+    def scored(self) -> Tuple[Dict[str, float], numpy.ndarray]:
+        """The metrics, and per dev text whether the selection metric's prediction is right."""
         was_training = self.enc.model.training
         self.enc.model.eval()
         try:
@@ -166,16 +173,23 @@ class DevEvaluator:
             dev_vecs = encode(self.enc, self.dev_texts, self.device, self.batch_size)
         finally:
             self.enc.model.train(was_training)
-        out = {
-            "knn_acc": knn_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys, self.k),
-            "centroid_acc": centroid_accuracy(train_vecs, self.train_keys, dev_vecs, self.dev_keys),
+        predictions = {
+            "knn": knn_predict(train_vecs, self.train_keys, dev_vecs, self.k),
+            "centroid": centroid_predict(train_vecs, self.train_keys, dev_vecs),
         }
+        hits = {name: numpy.array([p == g for p, g in zip(ps, self.dev_keys)]) for name, ps in predictions.items()}
+        nan = float("nan")
+        out = {SELECTION_METRICS[name]: float(h.mean()) if len(h) else nan for name, h in hits.items()}
         if self.dev_pairs is not None:
             out["spearman"] = pair_spearman(dev_vecs, self.dev_pairs)
         same, diff = class_gap(dev_vecs, self.dev_keys)
         out["dev_same_cos"], out["dev_diff_cos"] = same, diff
-        return out
+        return out, hits[self.metric]
+
+    def metrics(self) -> Dict[str, float]:
+        return self.scored()[0]
 
     def __call__(self, epoch: int):
-        m = self.metrics()
-        return selection_score(m, len(self.dev_texts), self.metric), m
+        """(selection score, metrics, per-text 0/1 of the selection metric) for the Trainer."""
+        m, hits = self.scored()
+        return selection_score(m, len(self.dev_texts), self.metric), m, hits

@@ -39,7 +39,12 @@ class JointPhase(ContrastivePhase):
 
     def evaluator(self, enc, device):
         dev = super().evaluator(enc, device)
-        return lambda: (lambda score, metrics: (score, {**metrics, **self.objective.loss_parts()}))(*dev())
+
+        def evaluate():
+            score, metrics, *per_text = dev()  # per_text: each dev text's 0/1 (min_gain_z)
+            return (score, {**metrics, **self.objective.loss_parts()}, *per_text)
+
+        return evaluate
 
     def summary(self) -> Dict[str, Any]:
         j = self.settings["joint"]
