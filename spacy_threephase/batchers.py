@@ -21,6 +21,15 @@ Where the randomness comes from, and why it survives resume:
 - A `size` schedule (e.g. compounding) is one generator for the whole run, as in spaCy's
   batchers; each chunk draws the sizes of its batches from it in step order, and each batch
   keeps the size drawn for its position, whatever lengths it gets.
+
+Tiny training sets (`min_batches`): an epoch of 40 texts is 2 batches of 32, so 20 epochs are
+40 optimizer steps, most of them inside the learning-rate warm-up, and a run evaluated every 50
+steps is scored only at step 0 (an untrained head) and at its end. With `min_batches = N`, an
+epoch whose examples make fewer than N batches is topped up with further passes over the same
+examples, each in an order drawn from `seed`, the pass number and the examples (no global
+RNG, so resume replays it), until it has at least N batches. Corpora of N * size examples or
+more are batched exactly as without it. It needs the epoch's examples as a list (what spaCy
+hands over when `max_epochs` >= 0); a streamed corpus is batched as is.
 """
 
 import hashlib
@@ -43,15 +52,26 @@ def configure_bucketed_batch(
     chunk_size: int,
     seed: Optional[int] = 0,
     get_length: Optional[Callable[[ItemT], int]] = None,
+    min_batches: int = 0,
 ) -> Callable[[Iterable[ItemT]], Iterator[List[ItemT]]]:
     """size: docs per batch (an int or a schedule); chunk_size: docs sorted by length
     together (e.g. 50 batches' worth); seed: for the order of a chunk's batches (usually
-    ${training.seed}); get_length: a doc's length (default: len(example), its tokens)."""
+    ${training.seed}); get_length: a doc's length (default: len(example), its tokens);
+    min_batches: top up an epoch of fewer batches with more passes over its examples (0: off)."""
     if isinstance(size, bool) or (isinstance(size, int) and size < 1):
         raise UserError(f"[training.batcher] size: must be a number of docs (1 or more), not {size!r}")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise UserError(f"[training.batcher] chunk_size: must be a number of docs (1 or more), not {chunk_size!r}")
-    return partial(bucketed_batch, size=size, chunk_size=chunk_size, seed=seed, get_length=get_length or len)
+    if isinstance(min_batches, bool) or not isinstance(min_batches, int) or min_batches < 0:
+        raise UserError(f"[training.batcher] min_batches: must be a number of batches (0 or more), not {min_batches!r}")
+    return partial(
+        bucketed_batch,
+        size=size,
+        chunk_size=chunk_size,
+        seed=seed,
+        get_length=get_length or len,
+        min_batches=min_batches,
+    )
 
 
 def bucketed_batch(
@@ -60,9 +80,27 @@ def bucketed_batch(
     chunk_size: int,
     seed: Optional[int] = 0,
     get_length: Callable[[ItemT], int] = len,
+    min_batches: int = 0,
 ) -> Iterator[List[ItemT]]:
-    """Every item exactly once, in batches of `size` (the last ones of the input may be smaller)."""
+    """Every item exactly once, in batches of `size` (the last ones of the input may be smaller);
+    with `min_batches`, a list of items too short for that many batches is passed over again
+    (in another seeded order each time) until at least that many batches are out."""
     sizes = itertools.repeat(size) if isinstance(size, int) else iter(size)
+    if not min_batches or not isinstance(items, list) or not items:
+        yield from _one_pass(items, sizes, chunk_size, seed, get_length)
+        return
+    done = 0
+    for n in itertools.count():
+        order = items if n == 0 else _reordered(items, f"{seed}/pass{n}")
+        for batch in _one_pass(order, sizes, chunk_size, seed, get_length):
+            done += 1
+            yield batch
+        if done >= min_batches:
+            return
+
+
+def _one_pass(items: Iterable[ItemT], sizes: Iterator, chunk_size: int, seed, get_length) -> Iterator[List[ItemT]]:
+    """One pass over the items: chunks sorted by length, cut into batches in a seeded order."""
     items = iter(items)
     for first in items:
         plan = _draw_sizes(sizes, chunk_size)
@@ -106,7 +144,14 @@ def _fit(plan: List[int], n: int) -> List[int]:
     return fitted
 
 
-def _chunk_seed(seed: Optional[int], chunk: list) -> int:
+def _reordered(items: List[ItemT], seed: str) -> List[ItemT]:
+    """The items in an order drawn from `seed` and the items themselves (no global RNG)."""
+    order = list(items)
+    random.Random(_chunk_seed(seed, items)).shuffle(order)
+    return order
+
+
+def _chunk_seed(seed, chunk: list) -> int:
     """A seed from `seed` and the chunk's texts in their order (stable across processes)."""
     h = hashlib.blake2b(f"{seed}".encode("utf8"), digest_size=8)
     for item in chunk:

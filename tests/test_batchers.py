@@ -91,8 +91,38 @@ def test_custom_length_and_plain_items():
     assert sorted(tuple(sorted(map(len, b))) for b in batches) == [(1, 2), (3, 5), (8, 9)]
 
 
+def test_min_batches_tops_up_a_tiny_epoch_with_reordered_passes():
+    """40 texts in batches of 32 are 2 batches; min_batches 10 makes 5 passes, each text once a
+    pass, the later passes in other orders, the same for the same input."""
+    items = [f"text {i} " + "x" * (i % 7) for i in range(40)]
+    batches = list(bucketed_batch(items, size=32, chunk_size=1600, seed=0, min_batches=10))
+    assert len(batches) == 10 and [len(b) for b in batches].count(32) == 5
+    counts = {x: sum(b.count(x) for b in batches) for x in items}
+    assert set(counts.values()) == {5}
+    passes = [[x for b in batches[i : i + 2] for x in b] for i in range(0, 10, 2)]
+    assert all(sorted(p) == sorted(items) for p in passes) and len({tuple(p) for p in passes}) == 5
+    assert batches == list(bucketed_batch(list(items), size=32, chunk_size=1600, seed=0, min_batches=10))
+    assert batches != list(bucketed_batch(items, size=32, chunk_size=1600, seed=1, min_batches=10))
+    # 11 batches' worth: 3 passes of 4 batches (the pass that reaches 10 is finished)
+    assert len(list(bucketed_batch(items, size=10, chunk_size=1600, seed=0, min_batches=11))) == 12
+
+
+def test_min_batches_leaves_large_epochs_and_streams_alone(examples):
+    plain = list(bucketed_batch(examples, size=32, chunk_size=320, seed=0))
+    assert list(bucketed_batch(examples, size=32, chunk_size=320, seed=0, min_batches=19)) == plain  # 19 batches
+    assert len(list(bucketed_batch(examples, size=32, chunk_size=320, seed=0, min_batches=20))) == 38
+    streamed = list(bucketed_batch(iter(examples[:40]), size=32, chunk_size=320, seed=0, min_batches=10))
+    assert len(streamed) == 2  # a stream is not materialised
+    assert list(bucketed_batch([], size=32, chunk_size=320, seed=0, min_batches=10)) == []
+
+
 @pytest.mark.parametrize(
-    "kw, match", [({"size": 0, "chunk_size": 10}, "size"), ({"size": 4, "chunk_size": 0}, "chunk_size")]
+    "kw, match",
+    [
+        ({"size": 0, "chunk_size": 10}, "size"),
+        ({"size": 4, "chunk_size": 0}, "chunk_size"),
+        ({"size": 4, "chunk_size": 10, "min_batches": -1}, "min_batches"),
+    ],
 )
 def test_bad_settings_are_one_line_errors(kw, match):
     with pytest.raises(UserError, match=match):

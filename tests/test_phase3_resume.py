@@ -242,10 +242,24 @@ def test_last_step_is_evaluated_when_runs_are_shorter_than_eval_frequency(refere
     assert abs(meta["performance"]["cats_score"] * 100 - float(rows[-1][-2])) < 0.01
 
 
-def test_replayed_batches_are_those_of_the_killed_run():
+def test_min_batches_gives_tiny_data_its_steps(reference, tmp_path):
+    """12 texts in batches of 4 are 3 steps an epoch; `min_batches 6` tops each epoch up to 6,
+    so 2 epochs are 12 steps (0-11), evaluated at 0, 5 and 10 and after the last."""
+    import io
+
+    root, overrides, ref = reference
+    out = io.StringIO()
+    topped = {**overrides, "training.max_epochs": 2, "training.eval_frequency": 5, "training.batcher.min_batches": 6}
+    train_pipeline(CONFIG, tmp_path / "topped", overrides=topped, stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 0), (0, 5), (1, 10), (1, 11)], out.getvalue()
+
+
+@pytest.mark.parametrize("min_batches", [0, 12])
+def test_replayed_batches_are_those_of_the_killed_run(min_batches):
     """The batches are replayed from the recorded RNG states although the updates in between
     drew from python's RNG (as spacy-transformers does), with a batch-size schedule (one
-    generator for the whole run) and the length-bucketed batcher."""
+    generator for the whole run) and the length-bucketed batcher (also topping up epochs)."""
     import random
 
     from thinc.api import compounding
@@ -254,27 +268,29 @@ def test_replayed_batches_are_those_of_the_killed_run():
     from spacy_threephase.finetune.loop import _TrainBatches
 
     texts = [" ".join(["w"] * (1 + i % 9)) + f" {i}" for i in range(40)]
+    total, cut = (30, 16) if not min_batches else (60, 33)
 
     def batches():
-        batcher = configure_bucketed_batch(size=compounding(2.0, 8.0, 1.3), chunk_size=16, seed=0)
+        sizes = compounding(2.0, 8.0, 1.3)
+        batcher = configure_bucketed_batch(size=sizes, chunk_size=16, seed=0, min_batches=min_batches)
         return _TrainBatches(None, lambda nlp: iter(texts), batcher, max_epochs=0)
 
     random.seed(0)
     first = batches()
     seen = []
-    for n in range(30):
+    for n in range(total):
         seen.append(next(first))
         random.random()  # an update
-        if n == 16:
+        if n == cut:
             saved, rng = dict(first.rng_states), random.getstate()
     # epochs started (and shuffled) before the checkpoint
     assert len({epoch for epoch, _ in seen}) >= 3 and len(saved) >= 2
     random.seed(123)  # the new process
     second = batches()
-    second.replay(saved, 17)
+    second.replay(saved, cut + 1)
     random.setstate(rng)
     resumed = []
-    for _ in range(17, 30):
+    for _ in range(cut + 1, total):
         resumed.append(next(second))
         random.random()
-    assert resumed == seen[17:]
+    assert resumed == seen[cut + 1 :]
