@@ -103,7 +103,7 @@ def test_min_batches_tops_up_a_tiny_epoch_with_reordered_passes():
     assert all(sorted(p) == sorted(items) for p in passes) and len({tuple(p) for p in passes}) == 5
     assert batches == list(bucketed_batch(list(items), size=32, chunk_size=1600, seed=0, min_batches=10))
     assert batches != list(bucketed_batch(items, size=32, chunk_size=1600, seed=1, min_batches=10))
-    # 11 batches' worth: 3 passes of 4 batches (the pass that reaches 10 is finished)
+    # batches of 10 are 4 a pass; min_batches 11 needs 3 passes, and the third is finished: 12
     assert len(list(bucketed_batch(items, size=10, chunk_size=1600, seed=0, min_batches=11))) == 12
 
 
