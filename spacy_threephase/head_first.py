@@ -11,6 +11,10 @@ only when the encoder was changed by phases 1-2, as its `threephase.json` record
 encoder (plain fine-tuning) trains from the first step. On 320 texts training the head
 alone first cost accuracy, on 2,000 it gained, on 8,544 it made no difference one seed could
 resolve (benchmarks/RESULTS.md); above `max_texts` training is exactly as without the callback.
+On a training corpus of fewer than `alone_below` texts (and the same `when`) the head trains
+alone for the whole run: the encoder stays as phases 1-2 left it, as SetFit puts a head on its
+contrastively tuned body. On 40 sst5 texts fine-tuning the encoder through the head lost what
+phase 2 had gained (benchmarks/RESULTS.md, "Phase 3 on tiny data").
 The encoder's learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
 The head-only state lives in `architectures.HEAD_ONLY` for the process, not in the saved
 model.
@@ -34,20 +38,25 @@ def configure_head_first(
     min_texts: int = 0,
     max_texts: int = 0,
     corpus: Optional[Callable[[Any], Iterable[Any]]] = None,
+    alone_below: int = 0,
 ) -> Callable[[Any, Dict], None]:
     """steps, epochs: the head trains alone while step < steps and epoch < epochs (both
     0-based); when: "adapted" (only if phases 1-2 changed the encoder), "always" or "never";
     min_texts, max_texts: only when the training corpus (`corpus`, usually ${corpora.train},
     counted once at the first step) has at least min_texts and, unless max_texts is 0, at
-    most max_texts texts."""
+    most max_texts texts; alone_below: on a corpus of fewer texts, the head trains alone for
+    the whole run (0: never)."""
     if when not in WHEN:
         raise ValueError(f"spacy_threephase.head_first.v1: when must be one of {', '.join(WHEN)}, not {when!r}")
-    counts = (steps, min_texts, max_texts)
+    counts = (steps, min_texts, max_texts, alone_below)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counts) or epochs < 0:
-        raise ValueError("spacy_threephase.head_first.v1: steps, epochs, min_texts and max_texts must be >= 0")
-    if (min_texts or max_texts) and corpus is None:
         raise ValueError(
-            "spacy_threephase.head_first.v1: min_texts and max_texts need corpus (e.g. corpus = ${corpora.train})"
+            "spacy_threephase.head_first.v1: steps, epochs, min_texts, max_texts and alone_below must be >= 0"
+        )
+    if (min_texts or max_texts or alone_below) and corpus is None:
+        raise ValueError(
+            "spacy_threephase.head_first.v1: min_texts, max_texts and alone_below need corpus "
+            "(e.g. corpus = ${corpora.train})"
         )
     if max_texts and max_texts < min_texts:
         raise ValueError(f"spacy_threephase.head_first.v1: max_texts ({max_texts}) is below min_texts ({min_texts})")
@@ -55,18 +64,28 @@ def configure_head_first(
 
     def before_update(nlp, info: Dict[str, Any]) -> None:
         step, epoch = info["step"], info["epoch"]
-        if (min_texts or max_texts) and not n_texts:
+        if (min_texts or max_texts or alone_below) and not n_texts:
             n_texts.append(sum(1 for _ in corpus(nlp)))
         size_fits = not n_texts or (n_texts[0] >= min_texts and (not max_texts or n_texts[0] <= max_texts))
+        whole_run = bool(n_texts) and n_texts[0] < alone_below
         for name, pipe in nlp.pipeline:
             model = getattr(pipe, "model", None)
             if getattr(model, "name", None) != "textcat_mlp":
                 continue
             adapted_by = model.attrs.get("encoder_adapted_by") or []
-            applies = size_fits and (when == "always" or (when == "adapted" and bool(adapted_by)))
-            if applies and step < steps and epoch < epochs:
+            wanted = when == "always" or (when == "adapted" and bool(adapted_by))
+            why = f"the encoder was changed by {', '.join(adapted_by)}" if adapted_by else 'when = "always"'
+            if wanted and whole_run:
                 if step == 0:
-                    why = f"the encoder was changed by {', '.join(adapted_by)}" if adapted_by else 'when = "always"'
+                    print(
+                        f"[head_first] {name}: the head trains alone for the whole run, the encoder stays as it "
+                        f"is ({n_texts[0]} training texts, fewer than alone_below = {alone_below}; {why})",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                HEAD_ONLY.add(model.id)
+            elif wanted and size_fits and step < steps and epoch < epochs:
+                if step == 0:
                     print(
                         f"[head_first] {name}: the head trains alone for the first {epochs:g} epochs, "
                         f"at most {steps} steps ({why})",

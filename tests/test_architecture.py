@@ -279,40 +279,44 @@ def test_head_first_rejects_bad_settings():
         configure_head_first(when="sometimes")
     with pytest.raises(ValueError, match=">= 0"):
         configure_head_first(steps=-1)
-    with pytest.raises(ValueError, match="min_texts and max_texts need corpus"):
-        configure_head_first(min_texts=10)
-    with pytest.raises(ValueError, match="min_texts and max_texts need corpus"):
-        configure_head_first(max_texts=10)
+    with pytest.raises(ValueError, match=">= 0"):
+        configure_head_first(alone_below=-1)
+    for limit in ("min_texts", "max_texts", "alone_below"):
+        with pytest.raises(ValueError, match="min_texts, max_texts and alone_below need corpus"):
+            configure_head_first(**{limit: 10})
     with pytest.raises(ValueError, match=r"max_texts \(5\) is below min_texts \(10\)"):
         configure_head_first(min_texts=10, max_texts=5, corpus=lambda nlp: [])
 
 
 def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
-    """spaCy's own `spacy train` with configs/textcat.cfg: a run shorter than the head-only
-    window leaves an adapted encoder as it was, unless when = "never" or the corpus has
-    fewer than min_texts texts (the default 1,000; here 6) or more than max_texts."""
+    """spaCy's own `spacy train` with configs/textcat.cfg on 6 texts (2 epochs of 12 batches,
+    min_batches 10): the shipped alone_below (300) keeps an adapted encoder as it was for the
+    whole run, past the head-first window of `steps`; without it, a run inside the head-only
+    window does so only when the corpus has at least min_texts (1,000; here 6) and at most
+    max_texts texts; never with when = "never", and never for a base encoder (FT)."""
     from spacy.cli.train import train
 
     encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
-    overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 1, "training.batcher.size": 2}
+    overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 2, "training.batcher.size": 2}
     fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
-    cases = (  # when, min_texts, max_texts (None: the config's), the encoder held
-        ("adapted", 6, None, True),
-        ("never", 0, None, False),
-        ("adapted", None, None, False),
-        ("adapted", 1, 5, False),
+    cases = (  # [training.before_update] settings (others: the config's), the encoder held
+        ({}, True),
+        ({"steps": 1, "epochs": 1}, True),
+        ({"when": "never"}, False),
+        ({"alone_below": 0}, False),
+        ({"alone_below": 6}, False),  # 6 texts are not fewer than 6
+        ({"alone_below": 0, "min_texts": 6}, True),
+        ({"alone_below": 0, "min_texts": 1, "max_texts": 5}, False),
     )
-    for when, min_texts, max_texts, held in cases:
-        out = tmp_path / f"out-{when}-{min_texts}-{max_texts}"
-        settings = {"training.before_update.when": when}
-        if min_texts is not None:
-            settings["training.before_update.min_texts"] = min_texts
-        if max_texts is not None:
-            settings["training.before_update.max_texts"] = max_texts
+    for n, (settings, held) in enumerate(cases):
+        out = tmp_path / f"out-{n}"
+        settings = {f"training.before_update.{k}": v for k, v in settings.items()}
         train(TEXTCAT_CFG, out, overrides={**overrides, **settings})
         trained = spacy.load(out / "model-last")
         assert trained.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["dae", "contrastive"]
-        assert (not changed(fresh, _trf_weights(trained))) == held
+        assert (not changed(fresh, _trf_weights(trained))) == held, settings
+    train(TEXTCAT_CFG, tmp_path / "ft", overrides={**overrides, "paths.encoder": str(tiny_encoder_dir)})
+    assert changed(fresh, _trf_weights(spacy.load(tmp_path / "ft" / "model-last")))
 
 
 def _all_weights(nlp):
@@ -328,7 +332,8 @@ def same_weights(a, b) -> bool:
 
 
 def test_head_first_outside_its_corpus_sizes_trains_as_without_it(tiny_encoder_dir, tmp_path):
-    """Above max_texts the callback (which counts the corpus) changes nothing: `spacy train`
+    """Above max_texts and at or above alone_below the callback (which counts the corpus)
+    changes nothing: `spacy train`
     gives the same weights, bit for bit, as with no before_update callback at all (the config
     of runs made before the callback existed)."""
     from spacy.cli.train import train
@@ -339,11 +344,12 @@ def test_head_first_outside_its_corpus_sizes_trains_as_without_it(tiny_encoder_d
     without = Config().from_disk(TEXTCAT_CFG, interpolate=False)
     without["training"]["before_update"] = None
     without.to_disk(tmp_path / "without.cfg")
-    limits = "training.before_update.min_texts", "training.before_update.max_texts"
+    limits = [f"training.before_update.{k}" for k in ("min_texts", "max_texts", "alone_below")]
     runs = {  # name: (config, overrides); 6 training texts
         "without": (tmp_path / "without.cfg", {}),
-        "above max_texts": (TEXTCAT_CFG, dict(zip(limits, (1, 5)))),
-        "held": (TEXTCAT_CFG, dict(zip(limits, (6, 0)))),
+        "above max_texts": (TEXTCAT_CFG, dict(zip(limits, (1, 5, 6)))),
+        "held": (TEXTCAT_CFG, dict(zip(limits, (6, 0, 0)))),
+        "alone": (TEXTCAT_CFG, dict(zip(limits, (1, 5, 7)))),
     }
     weights = {}
     for name, (config, settings) in runs.items():
@@ -351,6 +357,7 @@ def test_head_first_outside_its_corpus_sizes_trains_as_without_it(tiny_encoder_d
         weights[name] = _all_weights(spacy.load(tmp_path / name / "model-last"))
     assert same_weights(weights["without"], weights["above max_texts"])
     assert not same_weights(weights["without"], weights["held"])  # the comparison tells runs apart
+    assert not same_weights(weights["without"], weights["alone"])
 
 
 def test_bad_activation_is_rejected():

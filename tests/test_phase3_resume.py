@@ -48,6 +48,7 @@ def settings(corpus: Path, encoder: Path) -> dict:
         "training.eval_frequency": 2,
         "training.patience": 0,
         "training.batcher.size": 4,
+        "training.batcher.min_batches": 0,  # 3 steps an epoch; the shipped 10 is tested below
         "training.optimizer.warmup_steps": 3,
         "training.optimizer.learn_rate": 0.01,
         "training.optimizer.encoder_learn_rate": 0.001,
@@ -244,7 +245,8 @@ def test_last_step_is_evaluated_when_runs_are_shorter_than_eval_frequency(refere
 
 def test_min_batches_gives_tiny_data_its_steps(reference, tmp_path):
     """12 texts in batches of 4 are 3 steps an epoch; `min_batches 6` tops each epoch up to 6,
-    so 2 epochs are 12 steps (0-11), evaluated at 0, 5 and 10 and after the last."""
+    so 2 epochs are 12 steps (0-11), evaluated at 0, 5 and 10 and after the last; the shipped
+    default (10) makes 12 an epoch."""
     import io
 
     root, overrides, ref = reference
@@ -253,6 +255,54 @@ def test_min_batches_gives_tiny_data_its_steps(reference, tmp_path):
     train_pipeline(CONFIG, tmp_path / "topped", overrides=topped, stdout=out)
     rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
     assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 0), (0, 5), (1, 10), (1, 11)], out.getvalue()
+    # the shipped textcat.cfg: min_batches 10, so 4 passes make 12 batches an epoch
+    out = io.StringIO()
+    shipped = {k: v for k, v in topped.items() if k != "training.batcher.min_batches"}
+    train_pipeline(CONFIG, tmp_path / "shipped", overrides=shipped, stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 0), (0, 5), (0, 10), (1, 15), (1, 20), (1, 23)]
+
+
+DEV_SCORES: list = []  # what test.scripted_scorer.v1 reports, one value per evaluation
+
+
+@spacy.registry.scorers("test_phase3_resume.scripted_scorer.v1")
+def scripted_scorer():
+    def score(examples, **kwargs):
+        return {"cats_score": DEV_SCORES.pop(0)}
+
+    return score
+
+
+def test_step_zero_is_never_model_best_once_a_later_evaluation_exists(reference, tmp_path):
+    """A dev set on which the pipeline of step 0 (one update: an untrained head) scores best,
+    as on 40 sst5 dev texts: spaCy's loop ships it as model-best and counts patience from it;
+    ours takes model-best and patience from the trained evaluations."""
+    import io
+
+    from spacy.cli.train import train as spacy_train
+
+    root, overrides, ref = reference
+    scripted = {
+        **overrides,
+        "training.max_epochs": 4,  # 12 steps (0-11), evaluated at 0, 2, ..., 10 and after 11
+        "training.patience": 6,
+        "components.textcat.scorer": {"@scorers": "test_phase3_resume.scripted_scorer.v1"},
+    }
+    scores = [0.9, 0.1, 0.3, 0.2, 0.25, 0.28, 0.27, 0.26]
+    DEV_SCORES[:] = scores
+    spacy_train(CONFIG, tmp_path / "spacy", overrides=scripted)
+    DEV_SCORES[:] = scores
+    out = io.StringIO()
+    train_pipeline(CONFIG, tmp_path / "ours", overrides=scripted, stdout=out)
+    rows = [line.split() for line in out.getvalue().splitlines() if line.strip()[:1].isdigit()]
+
+    def best(run):
+        return json.loads((tmp_path / run / "model-best" / "meta.json").read_text())["performance"]["cats_score"]
+
+    assert best("spacy") == 0.9  # spaCy: step 0, and patience 6 from step 0 stops it at step 6
+    assert best("ours") == 0.3  # step 4's; patience from step 4 stops at step 10
+    assert [int(r[1]) for r in rows] == [0, 2, 4, 6, 8, 10], out.getvalue()
 
 
 @pytest.mark.parametrize("min_batches", [0, 12])

@@ -21,6 +21,10 @@ as `spacy train`. The intentional differences:
 - after the last step, one more dev evaluation when that step was not an evaluation step
   (spaCy skips it, so with fewer than `eval_frequency` steps its model-best is the untrained
   pipeline of step 0); the logger gets that step a second time, evaluated;
+- model-best (and patience) never fall on the evaluation of step 0 once a later evaluation
+  exists: that pipeline has had one update at the bottom of the warm-up, in effect an
+  untrained head, and on a small dev set it can score above the trained ones by chance
+  (`_Run.candidates`); spaCy would ship it;
 - where the pipeline of an evaluation goes: spaCy writes `<output>/model-last` (and copies it
   to model-best on a new best) at every evaluation and sets `info["output_path"]` to it; here
   it goes to `<output>.checkpoint/model-last` (a new best is copied to `best-<step>/` there),
@@ -223,7 +227,7 @@ class _Run:
                 optimizer.step_schedules()
                 self.words_seen += sum(len(eg) for eg in batch)
                 self._log_step(log_step, epoch, evaluate=not step % T["eval_frequency"])
-                best_score, neg_best_step = max((s, -st) for s, st in self.results)
+                best_score, neg_best_step = max((s, -st) for s, st in self.candidates())
                 done = bool(T["patience"] and (step + neg_best_step) >= T["patience"])
                 done = done or bool(T["max_steps"] and step >= T["max_steps"])
                 if self.checkpoint_every and (step + 1) % self.checkpoint_every == 0 and not done:
@@ -236,6 +240,15 @@ class _Run:
         finally:
             finalize_logger()
 
+    def candidates(self) -> List[Tuple[float, int]]:
+        """The (score, step) evaluations model-best and patience are taken from: every one but
+        step 0's once a later one exists. Step 0's pipeline has had one update at the bottom of
+        the warm-up (a new head is in effect untrained); on a small, noisy dev set it can
+        outscore the trained pipelines, and spaCy then ships it as model-best."""
+        if len(self.results) > 1 and self.results[0][1] == 0:
+            return self.results[1:]
+        return self.results
+
     def _log_step(self, log_step, epoch: int, evaluate: bool) -> None:
         """Evaluate on dev when asked (saving the pipeline as spaCy's train() does), then hand
         the step's info to the logger."""
@@ -247,7 +260,7 @@ class _Run:
             with nlp.use_params(optimizer.averages):
                 score, other_scores = self.evaluate()
             self.results.append((score, step))
-            is_best = score == max(self.results)[0]
+            is_best = score == max(self.candidates())[0]
         self.seconds = timer() - self._start
         info = {
             "epoch": epoch,
