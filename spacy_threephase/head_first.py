@@ -75,23 +75,15 @@ def configure_head_first(
             adapted_by = model.attrs.get("encoder_adapted_by") or []
             wanted = when == "always" or (when == "adapted" and bool(adapted_by))
             why = f"the encoder was changed by {', '.join(adapted_by)}" if adapted_by else 'when = "always"'
-            if wanted and whole_run:
+            if wanted and (whole_run or (size_fits and step < steps and epoch < epochs)):
                 if step == 0:
-                    print(
-                        f"[head_first] {name}: the head trains alone for the whole run, the encoder stays as it "
-                        f"is ({n_texts[0]} training texts, fewer than alone_below = {alone_below}; {why})",
-                        file=sys.stderr,
-                        flush=True,
+                    how_long = (
+                        f"the whole run, the encoder stays as it is ({n_texts[0]} training texts, fewer than "
+                        f"alone_below = {alone_below}; {why})"
+                        if whole_run
+                        else f"the first {epochs:g} epochs, at most {steps} steps ({why})"
                     )
-                HEAD_ONLY.add(model.id)
-            elif wanted and size_fits and step < steps and epoch < epochs:
-                if step == 0:
-                    print(
-                        f"[head_first] {name}: the head trains alone for the first {epochs:g} epochs, "
-                        f"at most {steps} steps ({why})",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    print(f"[head_first] {name}: the head trains alone for {how_long}", file=sys.stderr, flush=True)
                 HEAD_ONLY.add(model.id)
             else:
                 HEAD_ONLY.discard(model.id)

@@ -288,7 +288,7 @@ def test_head_first_rejects_bad_settings():
         configure_head_first(min_texts=10, max_texts=5, corpus=lambda nlp: [])
 
 
-def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
+def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path, capsys):
     """spaCy's own `spacy train` with configs/textcat.cfg on 6 texts (2 epochs of 12 batches,
     min_batches 10): the shipped alone_below (300) keeps an adapted encoder as it was for the
     whole run, past the head-first window of `steps`; without it, a run inside the head-only
@@ -299,19 +299,24 @@ def test_head_first_is_the_default_in_spacy_train(tiny_encoder_dir, tmp_path):
     encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["dae", "contrastive"])
     overrides = {**spacy_train_settings(tmp_path, encoder), "training.max_epochs": 2, "training.batcher.size": 2}
     fresh = _trf_weights(make_nlp(tiny_encoder_dir)[0])
-    cases = (  # [training.before_update] settings (others: the config's), the encoder held
-        ({}, True),
-        ({"steps": 1, "epochs": 1}, True),
-        ({"when": "never"}, False),
-        ({"alone_below": 0}, False),
-        ({"alone_below": 6}, False),  # 6 texts are not fewer than 6
-        ({"alone_below": 0, "min_texts": 6}, True),
-        ({"alone_below": 0, "min_texts": 1, "max_texts": 5}, False),
+    whole_run = "the head trains alone for the whole run, the encoder stays as it is (6 training texts"
+    window = "the head trains alone for the first 2 epochs, at most 100 steps"
+    cases = (  # [training.before_update] settings (others: the config's), the encoder held, what it says
+        ({}, True, whole_run),
+        ({"steps": 1, "epochs": 1}, True, whole_run),
+        ({"when": "never"}, False, None),
+        ({"alone_below": 0}, False, None),
+        ({"alone_below": 6}, False, None),  # 6 texts are not fewer than 6
+        ({"alone_below": 0, "min_texts": 6}, True, window),
+        ({"alone_below": 0, "min_texts": 1, "max_texts": 5}, False, None),
     )
-    for n, (settings, held) in enumerate(cases):
+    for n, (settings, held, said) in enumerate(cases):
         out = tmp_path / f"out-{n}"
         settings = {f"training.before_update.{k}": v for k, v in settings.items()}
+        capsys.readouterr()
         train(TEXTCAT_CFG, out, overrides={**overrides, **settings})
+        err = capsys.readouterr().err
+        assert (said in err) if said else "[head_first]" not in err, (settings, err)
         trained = spacy.load(out / "model-last")
         assert trained.get_pipe("textcat").model.attrs["encoder_adapted_by"] == ["dae", "contrastive"]
         assert (not changed(fresh, _trf_weights(trained))) == held, settings
