@@ -338,9 +338,8 @@ def same_weights(a, b) -> bool:
 
 def test_head_first_outside_its_corpus_sizes_trains_as_without_it(tiny_encoder_dir, tmp_path):
     """Above max_texts and at or above alone_below the callback (which counts the corpus)
-    changes nothing: `spacy train`
-    gives the same weights, bit for bit, as with no before_update callback at all (the config
-    of runs made before the callback existed)."""
+    changes nothing: `spacy train` gives the same weights, bit for bit, as with no
+    before_update callback at all (the config of runs made before the callback existed)."""
     from spacy.cli.train import train
     from thinc.api import Config
 

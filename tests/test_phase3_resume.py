@@ -263,7 +263,7 @@ def test_min_batches_gives_tiny_data_its_steps(reference, tmp_path):
     assert [(int(r[0]), int(r[1])) for r in rows] == [(0, 0), (0, 5), (0, 10), (1, 15), (1, 20), (1, 23)]
 
 
-DEV_SCORES: list = []  # what test.scripted_scorer.v1 reports, one value per evaluation
+DEV_SCORES: list = []  # what test_phase3_resume.scripted_scorer.v1 reports, one value per evaluation
 
 
 @spacy.registry.scorers("test_phase3_resume.scripted_scorer.v1")
