@@ -13,7 +13,7 @@ from thinc.types import Floats2d
 
 from . import empty_docs
 from .encoder import META_FILE, _load_error, adapted_by, check_pooling, read_pooling, resolve_encoder
-from .errors import UserError
+from .errors import SettingError, UserError
 from .layers import sentence_pooling
 
 ACTIVATIONS: Dict[str, Callable[..., Model]] = {
@@ -53,9 +53,9 @@ def build_textcat_mlp(
     attrs), even where the encoder directory it started from is gone.
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"TextCatMLP: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise SettingError(f"TextCatMLP: unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"TextCatMLP: dropout must be in [0, 1), got {dropout}")
+        raise SettingError(f"TextCatMLP: dropout must be in [0, 1), got {dropout}")
     hidden = ACTIVATIONS[activation](nO=hidden_width, dropout=dropout, normalize=False)
     if exclusive_classes:
         output_layer = Softmax(nO=nO)

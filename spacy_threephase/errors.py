@@ -5,6 +5,11 @@ class UserError(Exception):
     """A problem with the user's input, files or settings, explained in one line."""
 
 
+class SettingError(UserError, ValueError):
+    """A bad value for a registered function's argument in a config (spacy train reports it as
+    the ValueError it is; our commands as one line naming the config file)."""
+
+
 class DataError(UserError, ValueError):
     """Bad input data: the message names the file, the line and the problem."""
 

@@ -26,6 +26,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional
 from spacy import registry
 
 from .architectures import HEAD_ONLY
+from .errors import SettingError
 
 WHEN = ("adapted", "always", "never")
 
@@ -47,19 +48,19 @@ def configure_head_first(
     most max_texts texts; alone_below: on a corpus of fewer texts, the head trains alone for
     the whole run (0: never)."""
     if when not in WHEN:
-        raise ValueError(f"spacy_threephase.head_first.v1: when must be one of {', '.join(WHEN)}, not {when!r}")
+        raise SettingError(f"spacy_threephase.head_first.v1: when must be one of {', '.join(WHEN)}, not {when!r}")
     counts = (steps, min_texts, max_texts, alone_below)
     if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in counts) or epochs < 0:
-        raise ValueError(
+        raise SettingError(
             "spacy_threephase.head_first.v1: steps, epochs, min_texts, max_texts and alone_below must be >= 0"
         )
     if (min_texts or max_texts or alone_below) and corpus is None:
-        raise ValueError(
+        raise SettingError(
             "spacy_threephase.head_first.v1: min_texts, max_texts and alone_below need corpus "
             "(e.g. corpus = ${corpora.train})"
         )
     if max_texts and max_texts < min_texts:
-        raise ValueError(f"spacy_threephase.head_first.v1: max_texts ({max_texts}) is below min_texts ({min_texts})")
+        raise SettingError(f"spacy_threephase.head_first.v1: max_texts ({max_texts}) is below min_texts ({min_texts})")
     n_texts: List[int] = []  # counted at the first update
 
     def before_update(nlp, info: Dict[str, Any]) -> None:

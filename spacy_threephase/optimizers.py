@@ -14,6 +14,8 @@ from typing import Iterable, Tuple
 from spacy import registry
 from thinc.api import Optimizer
 
+from .errors import SettingError
+
 
 class TwoRateOptimizer(Optimizer):
     """thinc's Adam(W) whose PyTorch-shim (encoder) parameters follow their own rate.
@@ -64,9 +66,9 @@ def build_two_rate_adamw(
     starts with its first update.
     """
     if learn_rate <= 0 or encoder_learn_rate < 0:
-        raise ValueError("spacy_threephase.AdamW.v1: learning rates must be positive")
+        raise SettingError("spacy_threephase.AdamW.v1: learning rates must be positive")
     if warmup_steps < 0:
-        raise ValueError("spacy_threephase.AdamW.v1: warmup_steps must be >= 0")
+        raise SettingError("spacy_threephase.AdamW.v1: warmup_steps must be >= 0")
     return TwoRateOptimizer(
         warmup_constant(learn_rate, warmup_steps),
         beta1=beta1,

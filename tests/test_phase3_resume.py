@@ -175,7 +175,11 @@ def test_bad_settings_are_one_line_errors(reference, tmp_path, tiny_encoder_dir)
         train_pipeline(CONFIG, tmp_path / "c", overrides={**overrides, "components.textcat.model.hidden_widht": 8})
     with pytest.raises(UserError, match=r"encoder directory does not exist"):
         train_pipeline(CONFIG, tmp_path / "d", overrides={**overrides, "paths.encoder": str(tmp_path / "no_encoder")})
-    assert not any((tmp_path / name).exists() for name in "abcd")
+    with pytest.raises(UserError, match=r"textcat\.cfg: spacy_threephase\.head_first\.v1: .*alone_below must be >= 0"):
+        train_pipeline(CONFIG, tmp_path / "e", overrides={**overrides, "training.before_update.alone_below": -1})
+    with pytest.raises(UserError, match=r"textcat\.cfg: spacy_threephase\.AdamW\.v1: warmup_steps must be >= 0"):
+        train_pipeline(CONFIG, tmp_path / "f", overrides={**overrides, "training.optimizer.warmup_steps": -1})
+    assert not any((tmp_path / name).exists() for name in "abcdef")
 
 
 def test_offline_hub_name_through_spacy_cli_is_one_line(reference, tmp_path):

@@ -47,7 +47,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union
 from ..callbacks import after_step
 from ..checkpoints import checkpoint_dir_for, fingerprint, global_rng_state, set_global_rng_state
 from ..config import load_config, validation_summary
-from ..errors import UserError
+from ..errors import SettingError, UserError
 from ..gpu import require_spacy_gpu
 from ..outputs import atomic_output_dir, check_output_dir
 from .checkpoint import CheckpointDir
@@ -385,7 +385,8 @@ def _check_data_paths(config, config_path) -> None:
 
 
 class _config_errors:
-    """spaCy's and confection's config errors as one line naming the config file."""
+    """spaCy's and confection's config errors, and our registered functions' SettingErrors, as
+    one line naming the config file."""
 
     def __init__(self, config_path):
         self.config_path = config_path
@@ -398,4 +399,6 @@ class _config_errors:
 
         if exc is not None and isinstance(exc, ConfigValidationError):
             raise UserError(f"{self.config_path}: {validation_summary(exc)}") from None
+        if exc is not None and isinstance(exc, SettingError):
+            raise UserError(f"{self.config_path}: {exc}") from None
         return False
