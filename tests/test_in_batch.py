@@ -258,3 +258,33 @@ def test_length_sorted_reduces_padding():
 def test_sampler_registered():
     sampler = spacy.registry.misc.get("spacy_threephase.class_batches.v1")(per_class=2)
     assert isinstance(sampler, ClassBatchSampler) and sampler.per_class == 2
+
+
+def _positive_partners(sampler, epochs=10):
+    """Across `epochs`, the texts that share a chunk (a positive pair) with text 0, on 5 classes
+    of 8 texts whose lengths within a class are far apart (10, 20, ... 80)."""
+    index = LabelIndex([[f"c{i % 5}"] for i in range(40)])
+    lengths = numpy.array([10 * (1 + i // 5) for i in range(40)])
+    partners = set()
+    for seed in range(epochs):
+        for batch in sampler(index, batch_size=32, seed=seed, lengths=lengths):
+            for k in range(0, len(batch), sampler.per_class):
+                chunk = batch[k : k + sampler.per_class]
+                if 0 in chunk:
+                    partners.update(chunk)
+    return partners - {0}
+
+
+@pytest.mark.parametrize("name", ["contrastive", "joint"])
+def test_shipped_sampler_draws_random_positives(name):
+    """Sorting a class by length makes a text's positives always its length neighbours (3 of
+    its 7 classmates here); the shipped phase-2 and Joint samplers draw them at random."""
+    from thinc.api import Config
+
+    from spacy_threephase.configs import default_config_path
+
+    pairs = Config().from_disk(default_config_path(name), interpolate=False)["pairs"]
+    shipped = spacy.registry.resolve({"pairs": pairs})["pairs"]
+    assert isinstance(shipped, ClassBatchSampler)
+    assert len(_positive_partners(shipped)) == 7
+    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=True))) == 3

@@ -22,7 +22,11 @@ One epoch (a pure function of `seed`; the loop passes seed + epoch):
    a class with m chunks gets the key (r + U[0,1)) / m): every batch's mix of classes follows
    the class frequencies and a class rarely fills a batch by itself. With `length_sorted`
    the chunks are ordered by (jittered) maximum length instead and the full batches shuffled
-   (less padding).
+   (less padding). The price: sorted by length, a class's chunks are runs of its length
+   neighbours, so a text's positives are the same few texts every epoch (with 8 texts a
+   class, always the same 3). The shipped configs leave it off: on 40 sst5 texts it made
+   phase 2's encoder worse than the untrained one (benchmarks/RESULTS.md, "Phase 2's
+   positives").
 4. Batches are `classes_per_batch` consecutive chunks (default batch_size // per_class), i.e.
    `classes_per_batch * per_class` texts; only the last batch of the epoch may be smaller
    (fewer chunks, each still complete).
