@@ -35,6 +35,9 @@ as `spacy train`. The intentional differences:
   `overwrite=True`, and only once the new one is complete;
 - on an error spaCy saves the weights of the moment as model-last; here a failed or killed
   run leaves the old output as it was and its checkpoint to resume from.
+- with `use_averages = true` the encoder's parameter averages are used too when evaluating
+  and saving (`averages.use_averages`); spaCy's train() averages only the thinc head, because
+  thinc's PyTorch shim never finds the encoder's averages.
 """
 
 import random
@@ -50,6 +53,7 @@ from ..config import load_config, validation_summary
 from ..errors import SettingError, UserError
 from ..gpu import require_spacy_gpu
 from ..outputs import atomic_output_dir, check_output_dir
+from .averages import use_averages
 from .checkpoint import CheckpointDir
 from .state import get_optimizer_state, get_weights, parameter_names, set_optimizer_state, set_weights
 
@@ -257,7 +261,7 @@ class _Run:
         nlp, T, optimizer, step = self.nlp, self.T, self.optimizer, self.step
         score, other_scores, is_best = None, None, None
         if evaluate:
-            with nlp.use_params(optimizer.averages):
+            with use_averages(nlp, optimizer.averages):
                 score, other_scores = self.evaluate()
             self.results.append((score, step))
             is_best = score == max(self.candidates())[0]
@@ -283,7 +287,7 @@ class _Run:
     def _save_evaluated(self, is_best: bool) -> Path:
         """The pipeline of this evaluation to <checkpoint>/model-last (and best-<step>/ on a
         new best), where spaCy's train() writes <output>/model-last (and model-best)."""
-        with self.nlp.use_params(self.optimizer.averages):
+        with use_averages(self.nlp, self.optimizer.averages):
             last = self.checkpoints.save_last(self.before_to_disk(self.nlp))
         if is_best:
             self.checkpoints.save_best(self.step)
@@ -291,7 +295,7 @@ class _Run:
         return last
 
     def save(self, path: Path) -> None:
-        with self.nlp.use_params(self.optimizer.averages):
+        with use_averages(self.nlp, self.optimizer.averages):
             self.before_to_disk(self.nlp).to_disk(path)
 
 
