@@ -276,9 +276,9 @@ def _positive_partners(sampler, epochs=10):
 
 
 @pytest.mark.parametrize("name", ["contrastive", "joint"])
-def test_shipped_sampler_draws_random_positives(name):
-    """Sorting a class by length makes a text's positives always its length neighbours (3 of
-    its 7 classmates here); the shipped phase-2 and Joint samplers draw them at random."""
+def test_shipped_sampler_sorts_positives_by_length(name):
+    """The shipped phase-2 and Joint samplers sort a class by length, so a text's positives are
+    its length neighbours (3 of its 7 classmates here); unsorted, it meets all 7."""
     from thinc.api import Config
 
     from spacy_threephase.configs import default_config_path
@@ -286,5 +286,6 @@ def test_shipped_sampler_draws_random_positives(name):
     pairs = Config().from_disk(default_config_path(name), interpolate=False)["pairs"]
     shipped = spacy.registry.resolve({"pairs": pairs})["pairs"]
     assert isinstance(shipped, ClassBatchSampler)
-    assert len(_positive_partners(shipped)) == 7
-    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=True))) == 3
+    assert shipped.length_sorted
+    assert len(_positive_partners(shipped)) == 3
+    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=False))) == 7
