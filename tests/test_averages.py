@@ -50,7 +50,7 @@ def test_shim_averages_swaps_in_the_averages_and_restores_the_weights():
 def runs(tiny_encoder_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("averages")
     corpus = write_corpus(root / "corpus")
-    plain = settings(corpus, tiny_encoder_dir)
+    plain = {**settings(corpus, tiny_encoder_dir), "training.optimizer.use_averages": False}
     averaged = {**plain, "training.optimizer.use_averages": True}
     out_plain = train_pipeline(CONFIG, root / "plain", overrides=plain, checkpoint_every=4)
     out_averaged = train_pipeline(CONFIG, root / "averaged", overrides=averaged, checkpoint_every=4)

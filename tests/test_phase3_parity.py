@@ -55,7 +55,9 @@ def run_both(corpus, encoder, tmp_path, case):
     from spacy.cli.train import train as spacy_train
 
     logger = {"@loggers": "test_phase3_parity.recorder.v1"}
-    overrides = {**settings(corpus, encoder), **CASES[case], "training.logger": logger}
+    # parameter averages differ on purpose (spaCy's train() never applies the encoder's)
+    averages = {"training.optimizer.use_averages": False}
+    overrides = {**settings(corpus, encoder), **CASES[case], **averages, "training.logger": logger}
     runs = {}
     RECORDED.clear()
     spacy_train(CONFIG, tmp_path / "spacy", overrides=overrides)
