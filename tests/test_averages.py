@@ -31,7 +31,7 @@ def trained_wrapper():
 
 def test_shim_averages_swaps_in_the_averages_and_restores_the_weights():
     model, optimizer, X = trained_wrapper()
-    nlp = SimpleNamespace(components=[("pipe", SimpleNamespace(model=model))])
+    nlp = SimpleNamespace(pipeline=[("pipe", SimpleNamespace(model=model))])
     raw = model.predict(X)
     with model.use_params(optimizer.averages):  # thinc alone: the shim's weights stay raw
         assert numpy.allclose(model.predict(X), raw)

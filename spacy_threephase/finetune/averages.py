@@ -11,21 +11,21 @@ encoder's averages as well.
 import contextlib
 from typing import Dict, Iterator, Optional, Tuple
 
-from thinc.api import PyTorchShim, xp2torch
+from thinc.api import xp2torch
+
+from .state import pipeline_models, torch_module
 
 
-def pytorch_shims(nlp) -> Iterator[PyTorchShim]:
-    """Every PyTorch shim in the pipeline's models, once each."""
+def torch_modules(nlp) -> Iterator[Tuple[int, object]]:
+    """(shim id, PyTorch module) for every PyTorch model in the pipeline, once each."""
     seen = set()
-    for _name, proc in nlp.components:
-        model = getattr(proc, "model", None)
-        if model is None or not hasattr(model, "walk"):
-            continue
+    for _name, model in pipeline_models(nlp):
         for node in model.walk():
             for shim in node.shims:
-                if isinstance(shim, PyTorchShim) and shim.id not in seen:
+                module = torch_module(shim)
+                if module is not None and shim.id not in seen:
                     seen.add(shim.id)
-                    yield shim
+                    yield shim.id, module
 
 
 @contextlib.contextmanager
@@ -34,9 +34,9 @@ def shim_averages(nlp, averages: Dict[Tuple[int, str], object]):
     values back."""
     swapped = []
     try:
-        for shim in pytorch_shims(nlp):
-            for name, param in shim._model.named_parameters():
-                average = averages.get((shim.id, name))
+        for shim_id, module in torch_modules(nlp):
+            for name, param in module.named_parameters():
+                average = averages.get((shim_id, name))
                 if average is not None:
                     swapped.append((param, param.data))
                     param.data = xp2torch(average, device=param.device).to(param.dtype)

@@ -17,14 +17,16 @@ Key = Tuple[int, str]
 _SCALARS = ("learn_rate", "b1", "b2", "eps", "L2", "grad_clip")
 
 
-def _models(nlp) -> Iterator[Tuple[str, Model]]:
+def pipeline_models(nlp) -> Iterator[Tuple[str, Model]]:
+    """(component name, thinc model) for every pipeline component that has one."""
     for name, proc in nlp.pipeline:
         model = getattr(proc, "model", None)
         if isinstance(model, Model):
             yield name, model
 
 
-def _torch_module(shim):
+def torch_module(shim):
+    """The PyTorch module inside a thinc shim (spacy-transformers' transformer), or None."""
     import torch
 
     module = getattr(shim, "_model", None)
@@ -34,12 +36,12 @@ def _torch_module(shim):
 def parameter_names(nlp) -> Dict[Key, str]:
     """thinc optimizer key -> a name that is stable across processes."""
     names: Dict[Key, str] = {}
-    for comp, model in _models(nlp):
+    for comp, model in pipeline_models(nlp):
         for i, node in enumerate(model.walk()):
             for param in node.param_names:
                 names.setdefault((node.id, param), f"{comp}/{i}/{param}")
             for j, shim in enumerate(node.shims):
-                module = _torch_module(shim)
+                module = torch_module(shim)
                 if module is not None:
                     for param, _ in module.named_parameters():
                         names.setdefault((shim.id, param), f"{comp}/{i}/shim{j}/{param}")
@@ -49,14 +51,14 @@ def parameter_names(nlp) -> Dict[Key, str]:
 def get_weights(nlp) -> Dict[str, Any]:
     """Every parameter of the pipeline (thinc arrays as numpy, PyTorch state dicts on the CPU)."""
     weights: Dict[str, Any] = {}
-    for comp, model in _models(nlp):
+    for comp, model in pipeline_models(nlp):
         for i, node in enumerate(model.walk()):
             for param in node.param_names:
                 if node.has_param(param):
                     value = node.get_param(param)
                     weights[f"{comp}/{i}/{param}"] = get_array_ops(value).to_numpy(value).copy()
             for j, shim in enumerate(node.shims):
-                module = _torch_module(shim)
+                module = torch_module(shim)
                 if module is not None:
                     state = module.state_dict()
                     weights[f"{comp}/{i}/shim{j}"] = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
@@ -66,7 +68,7 @@ def get_weights(nlp) -> Dict[str, Any]:
 def set_weights(nlp, weights: Dict[str, Any]) -> None:
     ops = get_current_ops()
     seen = set()
-    for comp, model in _models(nlp):
+    for comp, model in pipeline_models(nlp):
         for i, node in enumerate(model.walk()):
             for param in node.param_names:
                 key = f"{comp}/{i}/{param}"
@@ -75,7 +77,7 @@ def set_weights(nlp, weights: Dict[str, Any]) -> None:
                     seen.add(key)
             for j, shim in enumerate(node.shims):
                 key = f"{comp}/{i}/shim{j}"
-                module = _torch_module(shim)
+                module = torch_module(shim)
                 if module is not None and key in weights:
                     module.load_state_dict(weights[key])
                     seen.add(key)
