@@ -260,11 +260,11 @@ def test_sampler_registered():
     assert isinstance(sampler, ClassBatchSampler) and sampler.per_class == 2
 
 
-def _positive_partners(sampler, epochs=10):
+def _positive_partners(sampler, epochs=10, n=40):
     """Across `epochs`, the texts that share a chunk (a positive pair) with text 0, on 5 classes
-    of 8 texts whose lengths within a class are far apart (10, 20, ... 80)."""
-    index = LabelIndex([[f"c{i % 5}"] for i in range(40)])
-    lengths = numpy.array([10 * (1 + i // 5) for i in range(40)])
+    of n / 5 texts whose lengths within a class are far apart (10, 20, 30, ...)."""
+    index = LabelIndex([[f"c{i % 5}"] for i in range(n)])
+    lengths = numpy.array([10 * (1 + i // 5) for i in range(n)])
     partners = set()
     for seed in range(epochs):
         for batch in sampler(index, batch_size=32, seed=seed, lengths=lengths):
@@ -276,9 +276,10 @@ def _positive_partners(sampler, epochs=10):
 
 
 @pytest.mark.parametrize("name", ["contrastive", "joint"])
-def test_shipped_sampler_sorts_positives_by_length(name):
-    """The shipped phase-2 and Joint samplers sort a class by length, so a text's positives are
-    its length neighbours (3 of its 7 classmates here); unsorted, it meets all 7."""
+def test_shipped_sampler_sorts_large_epochs_and_draws_small_ones_at_random(name):
+    """The shipped phase-2 and Joint samplers sort a class by length on 1,000 texts, so a text's
+    positives are its length neighbours (the same 3 every epoch here); on 40 texts (8 a class,
+    few-shot data) they are drawn at random, and text 0 meets all 7 classmates."""
     from thinc.api import Config
 
     from spacy_threephase.configs import default_config_path
@@ -286,6 +287,25 @@ def test_shipped_sampler_sorts_positives_by_length(name):
     pairs = Config().from_disk(default_config_path(name), interpolate=False)["pairs"]
     shipped = spacy.registry.resolve({"pairs": pairs})["pairs"]
     assert isinstance(shipped, ClassBatchSampler)
-    assert shipped.length_sorted
-    assert len(_positive_partners(shipped)) == 3
-    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=False))) == 7
+    assert len(_positive_partners(shipped, n=1000)) == 3
+    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=False), n=1000)) > 20
+    assert len(_positive_partners(shipped, n=40)) == 7
+    assert len(_positive_partners(ClassBatchSampler(per_class=4, length_sorted=True), n=40)) == 3
+
+
+def test_random_below_draws_exactly_the_unsorted_batches():
+    """Below `random_below` examples a length-sorted sampler makes the unsorted sampler's
+    batches, seed for seed (so resume and determinism are as without sorting); at the
+    threshold it sorts."""
+    index = LabelIndex([[f"c{i % 5}"] for i in range(40)])
+    lengths = numpy.array([10 * (1 + i // 5) for i in range(40)])
+    for seed in range(3):
+        unsorted = ClassBatchSampler(per_class=4)(index, batch_size=32, seed=seed, lengths=lengths)
+        sorted_ = ClassBatchSampler(per_class=4, length_sorted=True)(index, batch_size=32, seed=seed, lengths=lengths)
+        below = ClassBatchSampler(per_class=4, length_sorted=True, random_below=41)
+        at = ClassBatchSampler(per_class=4, length_sorted=True, random_below=40)
+        assert below(index, batch_size=32, seed=seed, lengths=lengths) == unsorted
+        assert at(index, batch_size=32, seed=seed, lengths=lengths) == sorted_
+        assert sorted_ != unsorted
+    with pytest.raises(ValueError, match="random_below"):
+        ClassBatchSampler(random_below=-1)

@@ -24,11 +24,15 @@ One epoch (a pure function of `seed`; the loop passes seed + epoch):
    the chunks are ordered by (jittered) maximum length instead and the full batches shuffled
    (less padding). The price: sorted by length, a class's chunks are runs of its length
    neighbours, so a text's positives are the same few texts every epoch (with 8 texts a
-   class, always the same 3). The shipped configs turn it on all the same: drawn at random
-   (off), the positives gave the better encoder frozen and won on sst5, but 3-Phase then
-   ended below plain fine-tuning on 2,000 sst2 texts and all of clinc150 and clinc150_imb,
-   and summed over the cells measured both ways sorted was ahead (benchmarks/RESULTS.md,
-   "Phase 2's positives sorted by length again").
+   class, always the same 3). The shipped configs turn it on for epochs of `random_below`
+   (1,000) examples or more: drawn at random, the positives gave the better encoder frozen
+   and won on sst5, but 3-Phase then ended below plain fine-tuning on 2,000 sst2 texts and
+   all of clinc150 and clinc150_imb, and summed over the cells measured both ways sorted was
+   ahead (benchmarks/RESULTS.md, "Phase 2's positives sorted by length again"). Below
+   `random_below` examples (few-shot data: 8 or 64 texts a class) the chunks are drawn at
+   random all the same: there sorting saves no time worth having, fixes every text's
+   partners, and cost 3-Phase 1.4 points at 8 sst5 texts a class (RESULTS.md, "Phase 2's
+   positives at random on small data").
 4. Batches are `classes_per_batch` consecutive chunks (default batch_size // per_class), i.e.
    `classes_per_batch * per_class` texts; only the last batch of the epoch may be smaller
    (fewer chunks, each still complete).
@@ -50,16 +54,29 @@ LENGTH_JITTER = 0.1
 
 
 class ClassBatchSampler:
-    def __init__(self, classes_per_batch: Optional[int] = None, per_class: int = 4, length_sorted: bool = False):
+    def __init__(
+        self,
+        classes_per_batch: Optional[int] = None,
+        per_class: int = 4,
+        length_sorted: bool = False,
+        random_below: int = 0,
+    ):
         if per_class < 1:
             raise ValueError(f"per_class must be >= 1, got {per_class}")
         if classes_per_batch is not None and classes_per_batch < 1:
             raise ValueError(
                 f"classes_per_batch must be >= 1 (or null for batch_size // per_class), got {classes_per_batch}"
             )
+        if random_below < 0:
+            raise ValueError(f"random_below must be >= 0, got {random_below}")
         self.classes_per_batch = classes_per_batch
         self.per_class = per_class
         self.length_sorted = length_sorted
+        self.random_below = random_below
+
+    def sorts(self, n_examples: int) -> bool:
+        """Whether an epoch of `n_examples` examples is sorted by length (see `random_below`)."""
+        return self.length_sorted and n_examples >= self.random_below
 
     def chunks_per_batch(self, batch_size: int) -> int:
         """Chunks of `per_class` texts in a batch; `batch_size` caps the texts per batch."""
@@ -95,7 +112,8 @@ class ClassBatchSampler:
         p = self.per_class
         rng = numpy.random.default_rng(seed)
         cls = numpy.asarray(index.ids, dtype=numpy.int64)
-        if self.length_sorted:
+        by_length = self.sorts(n)
+        if by_length:
             if lengths is None or len(lengths) != n:
                 raise ValueError("length_sorted batches need `lengths`, one per example")
             noise = rng.uniform(1.0 - LENGTH_JITTER, 1.0 + LENGTH_JITTER, size=n)
@@ -117,7 +135,7 @@ class ClassBatchSampler:
         offsets = begin[:, None] + numpy.arange(p)[None, :]
         offsets = numpy.where(size_of[:, None] < p, numpy.arange(p)[None, :] % size_of[:, None], offsets)
         chunks = order[starts[chunk_class][:, None] + offsets]  # (n_chunks, p) example indices
-        if self.length_sorted:
+        if by_length:
             key = numpy.asarray(lengths, dtype=numpy.float64)[chunks].max(axis=1) * rng.uniform(
                 1.0 - LENGTH_JITTER, 1.0 + LENGTH_JITTER, size=len(chunks)
             )
@@ -127,7 +145,7 @@ class ClassBatchSampler:
         flat = chunks.reshape(-1).tolist()
         step = per_batch * p
         batches = [flat[i : i + step] for i in range(0, len(flat), step)]
-        if self.length_sorted:  # shuffle the batches, the short one (if any) stays last
+        if by_length:  # shuffle the batches, the short one (if any) stays last
             full = len(batches) - (len(batches[-1]) < step)
             batches = [batches[i] for i in rng.permutation(full).tolist()] + batches[full:]
         return batches
@@ -135,7 +153,15 @@ class ClassBatchSampler:
 
 @spacy.registry.misc("spacy_threephase.class_batches.v1")
 def class_batches(
-    classes_per_batch: Optional[int] = None, per_class: int = 4, length_sorted: bool = False
+    classes_per_batch: Optional[int] = None, per_class: int = 4, length_sorted: bool = False, random_below: int = 0
 ) -> ClassBatchSampler:
-    """Batches of `per_class` texts of each of `classes_per_batch` classes (None = batch_size // per_class)."""
-    return ClassBatchSampler(classes_per_batch=classes_per_batch, per_class=per_class, length_sorted=length_sorted)
+    """Batches of `per_class` texts of each of `classes_per_batch` classes (None = batch_size // per_class).
+
+    `length_sorted` sorts each class by length before it is cut into chunks, for epochs of at
+    least `random_below` examples (0 = always); smaller epochs draw the chunks at random."""
+    return ClassBatchSampler(
+        classes_per_batch=classes_per_batch,
+        per_class=per_class,
+        length_sorted=length_sorted,
+        random_below=random_below,
+    )
