@@ -231,3 +231,17 @@ def test_ordered_labels_reach_phase_2(tmp_path, tiny_encoder_dir, monkeypatch):
     assert summary["label_scores"] == "ordinal" and summary["label_order"] == order
     assert {round(float(x), 4) for m in seen for x in m.ravel()} <= {0.0, 0.3333, 0.6667, 1.0}
     assert any(0 < x < 1 for m in seen for x in m.ravel())  # neighbours on the scale are partly alike
+
+
+def test_run_says_whether_positives_are_sorted(tmp_path, tiny_encoder_dir, capsys):
+    """The shipped sampler draws the positives of a small corpus at random and says so in the
+    run's description; with `random_below = 0` the same run sorts them by length."""
+    corpus = write_corpus(tmp_path / "corpus", LABELLED, LABELLED)
+    quick = {**FAST, "training.epochs": 1}
+    train_contrastive(CONFIG, corpus, tmp_path / "out", encoder=str(tiny_encoder_dir), overrides=quick)
+    said = capsys.readouterr().err
+    assert f"positives at random ({len(LABELLED)} examples, fewer than random_below = 1000)" in said, said
+    overrides = {**quick, "pairs.random_below": 0}
+    train_contrastive(CONFIG, corpus, tmp_path / "out0", encoder=str(tiny_encoder_dir), overrides=overrides)
+    said = capsys.readouterr().err
+    assert "positives sorted by length" in said and "positives at random" not in said, said

@@ -80,6 +80,13 @@ class ContrastiveTask:
                 f"{self.steps_per_epoch} batches of up to {self.training.batch_size} texts per epoch "
                 f"({type(self.sampler).__name__})"
             )
+            if self.class_batches and getattr(self.sampler, "length_sorted", False):
+                n, below = len(self.index.ids), self.sampler.random_below
+                what += (
+                    "; positives sorted by length"
+                    if self.sampler.sorts(n)
+                    else f"; positives at random ({n} examples, fewer than random_below = {below})"
+                )
         text = f"imbalance correction (class sizes before -> after):\n{table}\n"
         text += f"{len(self.tokens)} training texts, {what}"
         if self.corpus.label_order:
