@@ -80,7 +80,7 @@ class ContrastiveTask:
                 f"{self.steps_per_epoch} batches of up to {self.training.batch_size} texts per epoch "
                 f"({type(self.sampler).__name__})"
             )
-            if self.class_batches and getattr(self.sampler, "length_sorted", False):
+            if self.class_batches and self.sampler.length_sorted:
                 n, below = len(self.index.ids), self.sampler.random_below
                 what += (
                     "; positives sorted by length"
