@@ -13,19 +13,16 @@ from typing import Dict, Iterator, Optional, Tuple
 
 from thinc.api import xp2torch
 
-from .state import pipeline_models, torch_module
+from .state import shim_modules
 
 
 def torch_modules(nlp) -> Iterator[Tuple[int, object]]:
     """(shim id, PyTorch module) for every PyTorch model in the pipeline, once each."""
     seen = set()
-    for _name, model in pipeline_models(nlp):
-        for node in model.walk():
-            for shim in node.shims:
-                module = torch_module(shim)
-                if module is not None and shim.id not in seen:
-                    seen.add(shim.id)
-                    yield shim.id, module
+    for _key, shim, module in shim_modules(nlp):
+        if shim.id not in seen:
+            seen.add(shim.id)
+            yield shim.id, module
 
 
 @contextlib.contextmanager

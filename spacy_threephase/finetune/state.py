@@ -33,54 +33,61 @@ def torch_module(shim):
     return module if isinstance(module, torch.nn.Module) else None
 
 
+def param_nodes(nlp) -> Iterator[Tuple[str, Model]]:
+    """(stable prefix "component/position", node) for every node of every component's model."""
+    for comp, model in pipeline_models(nlp):
+        for i, node in enumerate(model.walk()):
+            yield f"{comp}/{i}", node
+
+
+def shim_modules(nlp) -> Iterator[Tuple[str, Any, Any]]:
+    """(stable name "component/position/shimN", shim, PyTorch module) for every shim that holds
+    a PyTorch model."""
+    for prefix, node in param_nodes(nlp):
+        for j, shim in enumerate(node.shims):
+            module = torch_module(shim)
+            if module is not None:
+                yield f"{prefix}/shim{j}", shim, module
+
+
 def parameter_names(nlp) -> Dict[Key, str]:
     """thinc optimizer key -> a name that is stable across processes."""
     names: Dict[Key, str] = {}
-    for comp, model in pipeline_models(nlp):
-        for i, node in enumerate(model.walk()):
-            for param in node.param_names:
-                names.setdefault((node.id, param), f"{comp}/{i}/{param}")
-            for j, shim in enumerate(node.shims):
-                module = torch_module(shim)
-                if module is not None:
-                    for param, _ in module.named_parameters():
-                        names.setdefault((shim.id, param), f"{comp}/{i}/shim{j}/{param}")
+    for prefix, node in param_nodes(nlp):
+        for param in node.param_names:
+            names.setdefault((node.id, param), f"{prefix}/{param}")
+    for key, shim, module in shim_modules(nlp):
+        for param, _ in module.named_parameters():
+            names.setdefault((shim.id, param), f"{key}/{param}")
     return names
 
 
 def get_weights(nlp) -> Dict[str, Any]:
     """Every parameter of the pipeline (thinc arrays as numpy, PyTorch state dicts on the CPU)."""
     weights: Dict[str, Any] = {}
-    for comp, model in pipeline_models(nlp):
-        for i, node in enumerate(model.walk()):
-            for param in node.param_names:
-                if node.has_param(param):
-                    value = node.get_param(param)
-                    weights[f"{comp}/{i}/{param}"] = get_array_ops(value).to_numpy(value).copy()
-            for j, shim in enumerate(node.shims):
-                module = torch_module(shim)
-                if module is not None:
-                    state = module.state_dict()
-                    weights[f"{comp}/{i}/shim{j}"] = {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+    for prefix, node in param_nodes(nlp):
+        for param in node.param_names:
+            if node.has_param(param):
+                value = node.get_param(param)
+                weights[f"{prefix}/{param}"] = get_array_ops(value).to_numpy(value).copy()
+    for key, _shim, module in shim_modules(nlp):
+        weights[key] = {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
     return weights
 
 
 def set_weights(nlp, weights: Dict[str, Any]) -> None:
     ops = get_current_ops()
     seen = set()
-    for comp, model in pipeline_models(nlp):
-        for i, node in enumerate(model.walk()):
-            for param in node.param_names:
-                key = f"{comp}/{i}/{param}"
-                if key in weights:
-                    node.set_param(param, ops.asarray(weights[key]))
-                    seen.add(key)
-            for j, shim in enumerate(node.shims):
-                key = f"{comp}/{i}/shim{j}"
-                module = torch_module(shim)
-                if module is not None and key in weights:
-                    module.load_state_dict(weights[key])
-                    seen.add(key)
+    for prefix, node in param_nodes(nlp):
+        for param in node.param_names:
+            key = f"{prefix}/{param}"
+            if key in weights:
+                node.set_param(param, ops.asarray(weights[key]))
+                seen.add(key)
+    for key, _shim, module in shim_modules(nlp):
+        if key in weights:
+            module.load_state_dict(weights[key])
+            seen.add(key)
     missing = sorted(set(weights) - seen)
     if missing:
         raise ValueError(f"the checkpoint has weights the pipeline does not: {', '.join(missing[:5])}")
