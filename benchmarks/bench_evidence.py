@@ -365,6 +365,8 @@ def command(run: Run, corpus: Path, out: Path, args) -> List[str]:
             str(args.setfit_batch_size),
             "--learning-rate",
             str(args.setfit_lr),
+            "--engine",
+            args.setfit_engine,
         ]
     variant, sampler = ABLATE[run.method]
     return [
@@ -645,6 +647,8 @@ def settings_of(args) -> dict:
             "epochs": args.setfit_epochs,
             "batch_size": args.setfit_batch_size,
             "lr": args.setfit_lr,
+            # recorded only when not the default, so that earlier work folders still resume
+            **({"engine": args.setfit_engine} if args.setfit_engine != "sentence-transformers" else {}),
         },
     }
 
@@ -694,6 +698,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--setfit-epochs", type=int, default=1)
     p.add_argument("--setfit-batch-size", type=int, default=16)
     p.add_argument("--setfit-lr", type=float, default=2e-5)
+    p.add_argument(
+        "--setfit-engine",
+        choices=("sentence-transformers", "torch"),
+        default="sentence-transformers",
+        help="who trains SetFit's body: sentence-transformers, or transformers + PyTorch alone (setfit_baseline.py)",
+    )
     p.add_argument("--stop-after", type=float, default=0, help="start no run after this many seconds (0 = no limit)")
     p.add_argument(
         "--hard-stop",

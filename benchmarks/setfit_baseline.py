@@ -14,6 +14,12 @@ The recipe of SetFit's original trainer (setfit 0.x `SetFitTrainer`), on the sam
 3. a scikit-learn `LogisticRegression()` head (SetFit's default: default settings) on the
    fine-tuned body's embeddings of the training texts.
 
+`--engine torch` runs steps 1-2 with transformers and PyTorch alone (the same pairs, mean
+pooling, cosine MSE, AdamW with sentence-transformers' weight-decay groups, warm-up, clipping and
+batching) and step 3 with scikit-learn when it is installed, else with the same multinomial
+L2 objective (C = 1) minimised by PyTorch's L-BFGS: for machines without sentence-transformers,
+scikit-learn and SciPy (the GPU machine's packed site). Same recipe, not the same random draws.
+
 Test accuracy and macro P/R/F1 come from `spacy_threephase.metrics.exclusive_metrics`, as for
 the spaCy pipelines. The wall time counts steps 1-3 (not loading, not the test predictions).
 
@@ -129,6 +135,143 @@ def train_setfit(
     return body, head, info
 
 
+class TorchLogisticRegression:
+    """scikit-learn's default `LogisticRegression()` objective for several classes (multinomial
+    cross-entropy summed over the texts, times C = 1, plus half the squared L2 norm of the weights;
+    intercepts not penalised), minimised with PyTorch's L-BFGS. For machines without scikit-learn."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 100):
+        self.C, self.max_iter = C, max_iter
+
+    def fit(self, X, y):
+        import torch
+
+        self.classes_ = sorted(set(y))
+        index = {c: i for i, c in enumerate(self.classes_)}
+        X = torch.as_tensor(X, dtype=torch.float64)
+        target = torch.tensor([index[c] for c in y])
+        self.W = torch.zeros(X.shape[1], len(self.classes_), dtype=torch.float64, requires_grad=True)
+        self.b = torch.zeros(len(self.classes_), dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.LBFGS(
+            [self.W, self.b], max_iter=self.max_iter, tolerance_grad=1e-4, line_search_fn="strong_wolfe"
+        )
+
+        def closure():
+            opt.zero_grad()
+            logits = X @ self.W + self.b
+            loss = self.C * torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+            loss = loss + 0.5 * (self.W**2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        return self
+
+    def predict(self, X):
+        import torch
+
+        with torch.no_grad():
+            scores = torch.as_tensor(X, dtype=torch.float64) @ self.W + self.b
+        return [self.classes_[i] for i in scores.argmax(1).tolist()]
+
+
+def make_head(max_iter: int):
+    """scikit-learn's `LogisticRegression` where installed, else the same objective in PyTorch."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return TorchLogisticRegression(max_iter=max_iter)
+    return LogisticRegression(max_iter=max_iter)
+
+
+class TorchBody:
+    """all-MiniLM-L6-v2 as sentence-transformers runs it (its modules.json: Transformer with
+    max_seq_length 256, mean pooling, normalisation), with transformers and PyTorch only."""
+
+    def __init__(self, encoder: str, device: str, max_length: int = 256):
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(encoder)
+        self.model = AutoModel.from_pretrained(encoder).to(device)
+        self.device, self.max_length = device, max_length
+
+    def embed(self, texts: Sequence[str]):
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation="longest_first", max_length=self.max_length, return_tensors="pt"
+        ).to(self.device)
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool = False):
+        import torch
+
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(texts), batch_size):
+                out.append(torch.nn.functional.normalize(self.embed(texts[i : i + batch_size]), dim=-1).cpu())
+        return torch.cat(out).numpy()
+
+
+def train_setfit_torch(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    encoder: str,
+    *,
+    seed: int = 0,
+    iterations: int = 20,
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 2e-5,
+    warmup_proportion: float = 0.1,
+    head_max_iter: int = 100,
+    device: Optional[str] = None,
+):
+    """`train_setfit` without sentence-transformers: the same pairs and the loop of its
+    pre-v3 `fit` (AdamW, weight decay 0.01 except biases and LayerNorm, linear warm-up and
+    decay, gradient norm clipped to 1, cosine MSE). Returns (body, head, info)."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    set_seed(seed)
+    device = device or "cpu"
+    body = TorchBody(encoder, device)
+    start = time.time()
+    pairs = generate_pairs(list(texts), list(labels), iterations, random.Random(seed))
+    per_epoch = math.ceil(len(pairs) / batch_size)
+    steps = per_epoch * epochs
+    no_decay = ("bias", "LayerNorm.bias", "LayerNorm.weight")
+    named = list(body.model.named_parameters())
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for n, p in named if not any(nd in n for nd in no_decay)], "weight_decay": 0.01},
+            {"params": [p for n, p in named if any(nd in n for nd in no_decay)], "weight_decay": 0.0},
+        ],
+        lr=learning_rate,
+    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(steps * warmup_proportion), steps)
+    order = torch.Generator().manual_seed(seed)
+    body.model.train()
+    for _ in range(epochs):
+        for batch in torch.randperm(len(pairs), generator=order).split(batch_size):
+            chosen = [pairs[i] for i in batch.tolist()]
+            u = body.embed([a for a, _, _ in chosen])
+            v = body.embed([b for _, b, _ in chosen])
+            target = torch.tensor([score for _, _, score in chosen], device=u.device)
+            loss = torch.nn.functional.mse_loss(torch.cosine_similarity(u, v), target)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(body.model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad()
+            scheduler.step()
+    body_seconds = time.time() - start
+    head = make_head(head_max_iter)
+    head.fit(body.encode(list(texts)), list(labels))
+    info = {"n_pairs": len(pairs), "steps": steps, "body_seconds": body_seconds, "wall_seconds": time.time() - start}
+    return body, head, info
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train", type=Path, required=True)
@@ -142,6 +285,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     p.add_argument("--learning-rate", type=float, default=2e-5)
     p.add_argument("--head-max-iter", type=int, default=100, help="LogisticRegression max_iter (default: sklearn's)")
     p.add_argument("--gpu-id", type=int, default=-1)
+    p.add_argument(
+        "--engine",
+        choices=("sentence-transformers", "torch"),
+        default="sentence-transformers",
+        help="who trains the body: sentence-transformers (SetFit's own) or transformers + PyTorch alone",
+    )
     args = p.parse_args(argv)
 
     from spacy_threephase.encoder import resolve_encoder
@@ -153,11 +302,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     device = f"cuda:{args.gpu_id}" if args.gpu_id >= 0 else "cpu"
     print(
         f"[setfit] {len(train_texts)} training texts, {len(set(train_labels))} classes, R={args.iterations}, "
-        f"encoder {encoder}, {device}",
+        f"encoder {encoder}, {device}, engine {args.engine}",
         file=sys.stderr,
         flush=True,
     )
-    body, head, info = train_setfit(
+    train = train_setfit_torch if args.engine == "torch" else train_setfit
+    body, head, info = train(
         train_texts,
         train_labels,
         encoder,
@@ -180,8 +330,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         "n_test": len(test_texts),
         **info,
         "settings": {
-            k: getattr(args, k) for k in ("iterations", "epochs", "batch_size", "learning_rate", "head_max_iter")
+            k: getattr(args, k)
+            for k in ("iterations", "epochs", "batch_size", "learning_rate", "head_max_iter", "engine")
         },
+        "head": type(head).__name__,
         "encoder": encoder,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

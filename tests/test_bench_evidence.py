@@ -291,6 +291,46 @@ def test_setfit_reads_both_row_formats(tmp_path):
     assert setfit_baseline.read_examples(path) == (["a", "b"], ["x", "y"])
 
 
+def test_torch_logistic_regression_is_sklearns_objective():
+    """The head of `--engine torch` (for machines without scikit-learn) finds scikit-learn's
+    solution: the same weights and the same predictions."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    import numpy
+
+    rng = numpy.random.default_rng(0)
+    centres = rng.normal(size=(3, 8))
+    X = numpy.concatenate([c + 0.9 * rng.normal(size=(30, 8)) for c in centres])
+    y = [label for label in ("a", "b", "c") for _ in range(30)]
+    ours = setfit_baseline.TorchLogisticRegression(max_iter=500).fit(X, y)
+    theirs = sklearn.LogisticRegression(max_iter=5000, tol=1e-8).fit(X, y)
+    assert numpy.allclose(ours.W.detach().numpy().T, theirs.coef_, atol=2e-3)
+    assert ours.predict(X) == list(theirs.predict(X))
+    assert ours.predict(X) != [y[0]] * len(y)  # a fitted head, not a constant
+
+
+def test_setfit_torch_engine_lowers_the_pair_loss(tiny_encoder_dir):
+    """`--engine torch` trains the body on SetFit's pairs (cosine MSE) and fits a head on it."""
+    import torch
+
+    texts = [t for k in ("music", "weather", "alarm") for t in TINY_DATA[k][:4]]
+    labels = [k for k in ("music", "weather", "alarm") for _ in range(4)]
+    pairs = setfit_baseline.generate_pairs(texts, labels, 2, random.Random(0))
+
+    def pair_loss(body):
+        with torch.no_grad():
+            body.model.eval()
+            u, v = body.embed([a for a, _, _ in pairs]), body.embed([b for _, b, _ in pairs])
+            return torch.nn.functional.mse_loss(torch.cosine_similarity(u, v), torch.tensor([s for *_, s in pairs]))
+
+    before = pair_loss(setfit_baseline.TorchBody(str(tiny_encoder_dir), "cpu"))
+    body, head, info = setfit_baseline.train_setfit_torch(
+        texts, labels, str(tiny_encoder_dir), iterations=2, epochs=3, batch_size=4, learning_rate=1e-3
+    )
+    assert info["n_pairs"] == len(pairs) == 48 and info["steps"] == 3 * 12
+    assert pair_loss(body) < 0.5 * before
+    assert set(head.predict(body.encode(texts))) <= set(labels)
+
+
 # --- end to end -------------------------------------------------------------------------------------
 
 TINY_DATA = {
