@@ -308,6 +308,11 @@ def test_torch_logistic_regression_is_sklearns_objective():
     assert ours.predict(X) != [y[0]] * len(y)  # a fitted head, not a constant
 
 
+def test_setfit_head_without_sklearn_is_the_torch_one(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)  # import fails, as on the GPU site
+    assert isinstance(setfit_baseline.make_head(100), setfit_baseline.TorchLogisticRegression)
+
+
 def test_setfit_torch_engine_lowers_the_pair_loss(tiny_encoder_dir):
     """`--engine torch` trains the body on SetFit's pairs (cosine MSE) and fits a head on it."""
     import torch

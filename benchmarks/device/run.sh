@@ -7,7 +7,8 @@
 # on the next call). Usage, on the device, in the repo root with .dev/ carried:
 #   bash benchmarks/device/run.sh COMMIT [BUDGET_S]
 # JOBS=N workers at a time (default 6) from a queue, most wanted first; MPS=1 starts CUDA MPS;
-# ONLY=REGEX launches only the workers whose names match (full_<data>_<method>, 2k_<data>).
+# ONLY=REGEX launches only the workers whose names match (fs64_clinc150_setfit_s<seed>,
+# full_<data>_<method>, 2k_<data>).
 # A CPU rehearsal at tiny size: LOCAL=1 PY=.venv/bin/python GPU=-1 ONLY='full_snips_ft' \
 #   EXTRA="--max-texts 60 --textcat.training.max_steps 20" bash benchmarks/device/run.sh test 300
 # Seen on an H200 (2026-11-28): 16 workers kept the GPU 99% busy, time-sliced, and finished
@@ -48,8 +49,14 @@ JOBS=${JOBS:-6}
 if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
   nvidia-cuda-mps-control -d && echo "CUDA MPS started"  # lets the workers' kernels run side by side
 fi
-# the queue, most wanted first: NAME|ARGS (full-size runs, then the 2,000-text tables)
+# the queue, most wanted first: NAME|ARGS. First the one cell of issue #13 no CPU session can
+# run (SetFit at 64 clinc150 texts per class: 24,000 steps a seed; sentence-transformers,
+# scikit-learn and SciPy are not in the packed site, so its torch engine), then the full-size
+# runs, then the 2,000-text tables.
 QUEUE=()
+for s in 0 1 2; do
+  QUEUE+=("fs64_clinc150_setfit_s$s|--tables fewshot --datasets clinc150 --shots 64 --methods setfit --seeds $s --setfit-engine torch")
+done
 for d in clinc150 sst5 clinc150_imb snips; do
   for m in ft cl_ft threephase; do QUEUE+=("full_${d}_$m|--tables full --datasets $d --methods $m"); done
 done
