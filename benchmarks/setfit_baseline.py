@@ -18,7 +18,9 @@ The recipe of SetFit's original trainer (setfit 0.x `SetFitTrainer`), on the sam
 pooling, cosine MSE, AdamW with sentence-transformers' weight-decay groups, warm-up, clipping and
 batching) and step 3 with scikit-learn when it is installed, else with the same multinomial
 L2 objective (C = 1) minimised by PyTorch's L-BFGS: for machines without sentence-transformers,
-scikit-learn and SciPy (the GPU machine's packed site). Same recipe, not the same random draws.
+scikit-learn and SciPy (the GPU machine's packed site). It draws the data order and dropout
+from the same global RNG state, so on the same device it repeats a sentence-transformers run
+(to the last digit on this CPU, checked on sst5 seeds).
 
 Test accuracy and macro P/R/F1 come from `spacy_threephase.metrics.exclusive_metrics`, as for
 the spaCy pipelines. The wall time counts steps 1-3 (not loading, not the test predictions).
@@ -196,12 +198,16 @@ class TorchBody:
         self.device, self.max_length = device, max_length
 
     def embed(self, texts: Sequence[str]):
+        """Normalised mean-pooled vectors, with gradients (sentence-transformers' `sentence_embedding`)."""
+        import torch
+
         batch = self.tokenizer(
             list(texts), padding=True, truncation="longest_first", max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
         hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        mask = batch["attention_mask"].unsqueeze(-1).expand(hidden.size()).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool = False):
         import torch
@@ -210,7 +216,7 @@ class TorchBody:
         out = []
         with torch.no_grad():
             for i in range(0, len(texts), batch_size):
-                out.append(torch.nn.functional.normalize(self.embed(texts[i : i + batch_size]), dim=-1).cpu())
+                out.append(self.embed(texts[i : i + batch_size]).cpu())
         return torch.cat(out).numpy()
 
 
@@ -251,9 +257,13 @@ def train_setfit_torch(
         lr=learning_rate,
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(steps * warmup_proportion), steps)
-    order = torch.Generator().manual_seed(seed)
     body.model.train()
     for _ in range(epochs):
+        # The order sentence-transformers' DataLoader(shuffle=True) draws from the same global RNG
+        # state: its iterator takes a base seed, then its RandomSampler a seed for the permutation.
+        torch.empty((), dtype=torch.int64).random_()
+        order = torch.Generator()
+        order.manual_seed(int(torch.empty((), dtype=torch.int64).random_().item()))
         for batch in torch.randperm(len(pairs), generator=order).split(batch_size):
             chosen = [pairs[i] for i in batch.tolist()]
             u = body.embed([a for a, _, _ in chosen])

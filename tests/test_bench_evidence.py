@@ -336,6 +336,27 @@ def test_setfit_torch_engine_lowers_the_pair_loss(tiny_encoder_dir):
     assert set(head.predict(body.encode(texts))) <= set(labels)
 
 
+def test_setfit_torch_engine_repeats_sentence_transformers_run(tiny_encoder_dir):
+    """Same seed, same pairs, same data order and dropout draws: `--engine torch` trains the body
+    to the weights sentence-transformers' loop reaches (up to float rounding)."""
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("sklearn")
+    import torch
+
+    texts = [t for k in ("music", "weather", "alarm") for t in TINY_DATA[k][:4]]
+    labels = [k for k in ("music", "weather", "alarm") for _ in range(4)]
+    settings = dict(seed=3, iterations=2, epochs=2, batch_size=4, learning_rate=1e-3)
+    theirs, _, _ = setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), **settings)
+    ours, _, _ = setfit_baseline.train_setfit_torch(texts, labels, str(tiny_encoder_dir), **settings)
+    base = setfit_baseline.TorchBody(str(tiny_encoder_dir), "cpu").model.state_dict()
+    trained = theirs[0].auto_model.state_dict()
+    moved = 0
+    for name, value in ours.model.state_dict().items():
+        assert torch.allclose(value, trained[name], atol=1e-5), name
+        moved += not torch.equal(value, base[name])
+    assert moved > 10  # the weights did train
+
+
 # --- end to end -------------------------------------------------------------------------------------
 
 TINY_DATA = {
