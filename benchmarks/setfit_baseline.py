@@ -91,52 +91,6 @@ def set_seed(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def train_setfit(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    encoder: str,
-    *,
-    seed: int = 0,
-    iterations: int = 20,
-    epochs: int = 1,
-    batch_size: int = 16,
-    learning_rate: float = 2e-5,
-    warmup_proportion: float = 0.1,
-    head_max_iter: int = 100,
-    device: Optional[str] = None,
-):
-    """Fine-tune the body on SetFit pairs, then fit the head. Returns (body, head, info)."""
-    from sentence_transformers import InputExample, SentenceTransformer, losses
-    from sklearn.linear_model import LogisticRegression
-    from torch.utils.data import DataLoader
-
-    set_seed(seed)
-    body = SentenceTransformer(encoder, device=device)
-    start = time.time()
-    pairs = generate_pairs(list(texts), list(labels), iterations, random.Random(seed))
-    examples = [InputExample(texts=[a, b], label=score) for a, b, score in pairs]
-    loader = DataLoader(examples, shuffle=True, batch_size=batch_size)
-    steps = len(loader) * epochs
-    fit = getattr(body, "old_fit", None) or body.fit  # v3+: old_fit is the pre-v3 loop SetFit 0.x used
-    fit(
-        train_objectives=[(loader, losses.CosineSimilarityLoss(body))],
-        epochs=epochs,
-        warmup_steps=math.ceil(steps * warmup_proportion),
-        optimizer_params={"lr": learning_rate},
-        show_progress_bar=False,
-    )
-    body_seconds = time.time() - start
-    head = LogisticRegression(max_iter=head_max_iter)
-    head.fit(body.encode(list(texts), show_progress_bar=False), list(labels))
-    info = {
-        "n_pairs": len(pairs),
-        "steps": steps,
-        "body_seconds": body_seconds,
-        "wall_seconds": time.time() - start,
-    }
-    return body, head, info
-
-
 class TorchLogisticRegression:
     """scikit-learn's default `LogisticRegression()` objective for several classes (multinomial
     cross-entropy summed over the texts, times C = 1, plus half the squared L2 norm of the weights;
@@ -220,33 +174,33 @@ class TorchBody:
         return torch.cat(out).numpy()
 
 
-def train_setfit_torch(
-    texts: Sequence[str],
-    labels: Sequence[str],
-    encoder: str,
-    *,
-    seed: int = 0,
-    iterations: int = 20,
-    epochs: int = 1,
-    batch_size: int = 16,
-    learning_rate: float = 2e-5,
-    warmup_proportion: float = 0.1,
-    head_max_iter: int = 100,
-    device: Optional[str] = None,
-):
-    """`train_setfit` without sentence-transformers: the same pairs and the loop of its
-    pre-v3 `fit` (AdamW, weight decay 0.01 except biases and LayerNorm, linear warm-up and
-    decay, gradient norm clipped to 1, cosine MSE). Returns (body, head, info)."""
+def fit_body_sentence_transformers(body, pairs: List[Pair], *, epochs, batch_size, learning_rate, warmup_proportion):
+    """sentence-transformers' pre-v3 `fit` (`old_fit` in v3+), which SetFit 0.x called. Returns the steps."""
+    from sentence_transformers import InputExample, losses
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        [InputExample(texts=[a, b], label=score) for a, b, score in pairs], shuffle=True, batch_size=batch_size
+    )
+    steps = len(loader) * epochs
+    fit = getattr(body, "old_fit", None) or body.fit
+    fit(
+        train_objectives=[(loader, losses.CosineSimilarityLoss(body))],
+        epochs=epochs,
+        warmup_steps=math.ceil(steps * warmup_proportion),
+        optimizer_params={"lr": learning_rate},
+        show_progress_bar=False,
+    )
+    return steps
+
+
+def fit_body_torch(body: "TorchBody", pairs: List[Pair], *, epochs, batch_size, learning_rate, warmup_proportion):
+    """The same loop with PyTorch alone: AdamW, weight decay 0.01 except biases and LayerNorm,
+    linear warm-up and decay, gradient norm clipped to 1, cosine MSE. Returns the steps."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
-    set_seed(seed)
-    device = device or "cpu"
-    body = TorchBody(encoder, device)
-    start = time.time()
-    pairs = generate_pairs(list(texts), list(labels), iterations, random.Random(seed))
-    per_epoch = math.ceil(len(pairs) / batch_size)
-    steps = per_epoch * epochs
+    steps = math.ceil(len(pairs) / batch_size) * epochs
     no_decay = ("bias", "LayerNorm.bias", "LayerNorm.weight")
     named = list(body.model.named_parameters())
     optimizer = torch.optim.AdamW(
@@ -275,9 +229,46 @@ def train_setfit_torch(
             optimizer.step()
             optimizer.zero_grad()
             scheduler.step()
+    return steps
+
+
+def train_setfit(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    encoder: str,
+    *,
+    engine: str = "sentence-transformers",
+    seed: int = 0,
+    iterations: int = 20,
+    epochs: int = 1,
+    batch_size: int = 16,
+    learning_rate: float = 2e-5,
+    warmup_proportion: float = 0.1,
+    head_max_iter: int = 100,
+    device: Optional[str] = None,
+):
+    """Fine-tune the body on SetFit pairs (`engine`: "sentence-transformers" or "torch"), then
+    fit the head. Returns (body, head, info)."""
+    set_seed(seed)
+    if engine == "torch":
+        body, fit_body = TorchBody(encoder, device or "cpu"), fit_body_torch
+    else:
+        from sentence_transformers import SentenceTransformer
+
+        body, fit_body = SentenceTransformer(encoder, device=device), fit_body_sentence_transformers
+    start = time.time()
+    pairs = generate_pairs(list(texts), list(labels), iterations, random.Random(seed))
+    steps = fit_body(
+        body,
+        pairs,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_proportion=warmup_proportion,
+    )
     body_seconds = time.time() - start
     head = make_head(head_max_iter)
-    head.fit(body.encode(list(texts)), list(labels))
+    head.fit(body.encode(list(texts), show_progress_bar=False), list(labels))
     info = {"n_pairs": len(pairs), "steps": steps, "body_seconds": body_seconds, "wall_seconds": time.time() - start}
     return body, head, info
 
@@ -316,11 +307,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         file=sys.stderr,
         flush=True,
     )
-    train = train_setfit_torch if args.engine == "torch" else train_setfit
-    body, head, info = train(
+    body, head, info = train_setfit(
         train_texts,
         train_labels,
         encoder,
+        engine=args.engine,
         seed=args.seed,
         iterations=args.iterations,
         epochs=args.epochs,

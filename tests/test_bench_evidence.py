@@ -328,8 +328,8 @@ def test_setfit_torch_engine_lowers_the_pair_loss(tiny_encoder_dir):
             return torch.nn.functional.mse_loss(torch.cosine_similarity(u, v), torch.tensor([s for *_, s in pairs]))
 
     before = pair_loss(setfit_baseline.TorchBody(str(tiny_encoder_dir), "cpu"))
-    body, head, info = setfit_baseline.train_setfit_torch(
-        texts, labels, str(tiny_encoder_dir), iterations=2, epochs=3, batch_size=4, learning_rate=1e-3
+    body, head, info = setfit_baseline.train_setfit(
+        texts, labels, str(tiny_encoder_dir), engine="torch", iterations=2, epochs=3, batch_size=4, learning_rate=1e-3
     )
     assert info["n_pairs"] == len(pairs) == 48 and info["steps"] == 3 * 12
     assert pair_loss(body) < 0.5 * before
@@ -347,7 +347,7 @@ def test_setfit_torch_engine_repeats_sentence_transformers_run(tiny_encoder_dir)
     labels = [k for k in ("music", "weather", "alarm") for _ in range(4)]
     settings = dict(seed=3, iterations=2, epochs=2, batch_size=4, learning_rate=1e-3)
     theirs, _, _ = setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), **settings)
-    ours, _, _ = setfit_baseline.train_setfit_torch(texts, labels, str(tiny_encoder_dir), **settings)
+    ours, _, _ = setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), engine="torch", **settings)
     base = setfit_baseline.TorchBody(str(tiny_encoder_dir), "cpu").model.state_dict()
     trained = theirs[0].auto_model.state_dict()
     moved = 0
