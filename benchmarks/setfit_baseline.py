@@ -155,12 +155,12 @@ class TorchBody:
         """Normalised mean-pooled vectors, with gradients (sentence-transformers' `sentence_embedding`)."""
         import torch
 
+        from spacy_threephase.encoder import pool
+
         batch = self.tokenizer(
             list(texts), padding=True, truncation="longest_first", max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).expand(hidden.size()).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        pooled = pool(self.model(**batch).last_hidden_state, batch["attention_mask"], "mean")
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, show_progress_bar: bool = False):
