@@ -367,6 +367,8 @@ def command(run: Run, corpus: Path, out: Path, args) -> List[str]:
             str(args.setfit_lr),
             "--engine",
             args.setfit_engine,
+            # the torch engine saves its state: a run killed with the session goes on from there
+            *(["--checkpoint", str(out / "setfit-checkpoint.pt")] if args.setfit_engine == "torch" else []),
         ]
     variant, sampler = ABLATE[run.method]
     return [

@@ -357,6 +357,73 @@ def test_setfit_torch_engine_repeats_sentence_transformers_run(tiny_encoder_dir)
     assert moved > 10  # the weights did train
 
 
+def _tiny_setfit_data():
+    texts = [t for k in ("music", "weather", "alarm") for t in TINY_DATA[k][:4]]
+    labels = [k for k in ("music", "weather", "alarm") for _ in range(4)]
+    return texts, labels
+
+
+def test_setfit_torch_engine_resumes_to_the_uninterrupted_weights(tiny_encoder_dir, tmp_path):
+    """Killed twice (once inside an epoch, once across the epoch boundary) and started again
+    from its checkpoint, the torch engine reaches exactly the weights of an uninterrupted run."""
+    import torch
+
+    texts, labels = _tiny_setfit_data()
+    settings = dict(engine="torch", seed=5, iterations=2, epochs=2, batch_size=4, learning_rate=1e-3)
+    whole, _, info = setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), **settings)
+    assert info["steps"] == 24  # 48 pairs / 4, two epochs
+    checkpoint = tmp_path / "ckpt.pt"
+    for stop in (5, 9):  # steps 1-5, 6-14 (past the epoch's end at 12), then the rest
+        body, head, _ = setfit_baseline.train_setfit(
+            texts, labels, str(tiny_encoder_dir), checkpoint=checkpoint, checkpoint_every=1, stop_after=stop, **settings
+        )
+        assert body is None and head is None and checkpoint.exists()
+    assert torch.load(checkpoint, weights_only=False)["step"] == 14
+    resumed, _, info = setfit_baseline.train_setfit(
+        texts, labels, str(tiny_encoder_dir), checkpoint=checkpoint, checkpoint_every=1, **settings
+    )
+    assert info["body_seconds"] > 0
+    expected = whole.model.state_dict()
+    for name, value in resumed.model.state_dict().items():
+        assert torch.equal(value, expected[name]), name
+
+
+def test_setfit_checkpoint_of_other_settings_is_refused(tiny_encoder_dir, tmp_path):
+    texts, labels = _tiny_setfit_data()
+    checkpoint = tmp_path / "ckpt.pt"
+    settings = dict(engine="torch", iterations=1, epochs=1, batch_size=4, checkpoint=checkpoint, checkpoint_every=1)
+    setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), seed=0, stop_after=2, **settings)
+    with pytest.raises(SystemExit, match="ckpt.pt: this checkpoint was written with other settings"):
+        setfit_baseline.train_setfit(texts, labels, str(tiny_encoder_dir), seed=1, **settings)
+
+
+def test_setfit_cli_writes_metrics_and_removes_its_checkpoint(tiny_encoder_dir, tmp_path):
+    pytest.importorskip("sklearn")
+    import json
+
+    texts, labels = _tiny_setfit_data()
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(texts, labels)))
+    out, checkpoint = tmp_path / "out" / "setfit.json", tmp_path / "out" / "ckpt.pt"
+    args = ["--train", str(data), "--test", str(data), "--out", str(out), "--encoder", str(tiny_encoder_dir)]
+    args += ["--iterations", "1", "--engine", "torch", "--checkpoint", str(checkpoint), "--checkpoint-every", "1"]
+    setfit_baseline.main(args)
+    result = json.loads(out.read_text())
+    assert result["steps"] == 2 and result["n_test"] == 12 and 0 <= result["accuracy"] <= 1
+    assert not checkpoint.exists() and sorted(p.name for p in out.parent.iterdir()) == ["setfit.json"]
+    with pytest.raises(SystemExit):  # argparse: --checkpoint needs the torch engine
+        setfit_baseline.main(args[:-6] + ["--checkpoint", str(checkpoint)])
+
+
+def test_runner_gives_the_torch_engine_a_checkpoint(tmp_path):
+    run = ev.Run("fewshot", "clinc150", 64, 0, "setfit")
+    args = ev.build_parser().parse_args(["--work", str(tmp_path), "--setfit-engine", "torch"])
+    cmd = ev.command(run, tmp_path / "corpus", tmp_path / "out", args)
+    assert cmd[cmd.index("--checkpoint") + 1] == str(tmp_path / "out" / "setfit-checkpoint.pt")
+    args = ev.build_parser().parse_args(["--work", str(tmp_path)])
+    assert "--checkpoint" not in ev.command(run, tmp_path / "corpus", tmp_path / "out", args)
+
+
 # --- end to end -------------------------------------------------------------------------------------
 
 TINY_DATA = {
