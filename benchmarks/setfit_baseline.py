@@ -275,7 +275,7 @@ def fit_body_torch(
             done, taken = done + 1, taken + 1
             step = epoch * len(batches) + done
             if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
-                at_end = done == len(batches)
+                at_end, seconds = done == len(batches), earlier + time.time() - started
                 save_checkpoint(
                     checkpoint,
                     {
@@ -284,7 +284,7 @@ def fit_body_torch(
                         "epoch": epoch + 1 if at_end else epoch,
                         "done": 0 if at_end else done,
                         "order": None if at_end else order,
-                        "seconds": earlier + time.time() - started,
+                        "seconds": seconds,
                         "model": body.model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
@@ -292,6 +292,8 @@ def fit_body_torch(
                         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                     },
                 )
+                print(f"[setfit] step {step} of {steps}, {seconds:.0f} s: saved {checkpoint}", file=sys.stderr)
+                sys.stderr.flush()
         order = None
     return steps, earlier
 

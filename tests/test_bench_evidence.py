@@ -363,7 +363,7 @@ def _tiny_setfit_data():
     return texts, labels
 
 
-def test_setfit_torch_engine_resumes_to_the_uninterrupted_weights(tiny_encoder_dir, tmp_path):
+def test_setfit_torch_engine_resumes_to_the_uninterrupted_weights(tiny_encoder_dir, tmp_path, capsys):
     """Killed twice (once inside an epoch, once across the epoch boundary) and started again
     from its checkpoint, the torch engine reaches exactly the weights of an uninterrupted run."""
     import torch
@@ -379,6 +379,8 @@ def test_setfit_torch_engine_resumes_to_the_uninterrupted_weights(tiny_encoder_d
         )
         assert body is None and head is None and checkpoint.exists()
     assert torch.load(checkpoint, weights_only=False)["step"] == 14
+    said = capsys.readouterr().err
+    assert "[setfit] step 14 of 24" in said and "[setfit] resumed at step 5 of 24" in said
     resumed, _, info = setfit_baseline.train_setfit(
         texts, labels, str(tiny_encoder_dir), checkpoint=checkpoint, checkpoint_every=1, **settings
     )
