@@ -358,8 +358,9 @@ def train_setfit(
             "encoder": str(encoder),
             "data": hashlib.sha256(json.dumps([list(texts), list(labels)]).encode("utf8")).hexdigest(),
         }
-        resume = dict(checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint=fingerprint)
-        resume["stop_after"] = stop_after
+        resume = dict(
+            checkpoint=checkpoint, checkpoint_every=checkpoint_every, fingerprint=fingerprint, stop_after=stop_after
+        )
     else:
         if checkpoint is not None or stop_after is not None:
             raise ValueError("checkpoints are for the torch engine (--engine torch)")
