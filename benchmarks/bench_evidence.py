@@ -48,6 +48,7 @@ WORK/evidence.md is written (machine, command, commit, settings, tables, every r
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -390,6 +391,7 @@ def command(run: Run, corpus: Path, out: Path, args) -> List[str]:
         "--cl-sampler",
         sampler,
         "--resume",  # a run killed at --hard-stop or with the session continues from its checkpoints
+        *(["--contrastive-config", str(args.contrastive_config)] if args.contrastive_config else []),
         *args.passthrough,
     ]
 
@@ -652,6 +654,17 @@ def settings_of(args) -> dict:
             # recorded only when not the default, so that earlier work folders still resume
             **({"engine": args.setfit_engine} if args.setfit_engine != "sentence-transformers" else {}),
         },
+        # recorded only when given, with its text's hash: an edited file is other settings
+        **(
+            {
+                "contrastive_config": {
+                    "name": Path(args.contrastive_config).name,
+                    "sha256": hashlib.sha256(Path(args.contrastive_config).read_bytes()).hexdigest(),
+                }
+            }
+            if args.contrastive_config
+            else {}
+        ),
     }
 
 
@@ -706,6 +719,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="sentence-transformers",
         help="who trains SetFit's body: sentence-transformers, or transformers + PyTorch alone (setfit_baseline.py)",
     )
+    p.add_argument(
+        "--contrastive-config",
+        type=Path,
+        default=None,
+        help="phase 2 config for our methods instead of the shipped one (e.g. another [loss] section)",
+    )
     p.add_argument("--stop-after", type=float, default=0, help="start no run after this many seconds (0 = no limit)")
     p.add_argument(
         "--hard-stop",
@@ -731,6 +750,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     known = {d for t in TABLES.values() for d in t["datasets"]}
     datasets = parse_list(args.datasets, sorted(known), "datasets")
     args.work = args.work.resolve()
+    if args.contrastive_config is not None:
+        if not args.contrastive_config.is_file():
+            raise SystemExit(f"--contrastive-config {args.contrastive_config}: no such file")
+        args.contrastive_config = args.contrastive_config.resolve()
     args.data_root = args.data_root.resolve()
     if args.encoder != "default" and Path(args.encoder).exists():
         args.encoder = str(Path(args.encoder).resolve())

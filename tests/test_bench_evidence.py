@@ -426,6 +426,25 @@ def test_runner_gives_the_torch_engine_a_checkpoint(tmp_path):
     assert "--checkpoint" not in ev.command(run, tmp_path / "corpus", tmp_path / "out", args)
 
 
+def test_runner_passes_a_phase2_config_and_records_its_text(tmp_path):
+    cfg = tmp_path / "supcon.cfg"
+    cfg.write_text('[loss]\n@misc = "spacy_threephase.supcon_loss.v1"\n', encoding="utf8")
+    args = ev.build_parser().parse_args(["--work", str(tmp_path), "--contrastive-config", str(cfg)])
+    args.passthrough = []
+    cmd = ev.command(ev.Run("fewshot", "sst5", 8, 0, "cl_ft"), tmp_path / "corpus", tmp_path / "out", args)
+    assert cmd[cmd.index("--contrastive-config") + 1] == str(cfg)
+    setfit = ev.command(ev.Run("fewshot", "sst5", 8, 0, "setfit"), tmp_path / "corpus", tmp_path / "out", args)
+    assert "--contrastive-config" not in setfit
+    before = ev.settings_of(args)
+    assert before["contrastive_config"]["name"] == "supcon.cfg"
+    cfg.write_text('[loss]\n@misc = "spacy_threephase.supcon_loss.v1"\ntemperature = 0.05\n', encoding="utf8")
+    assert ev.settings_of(args) != before  # an edited file is other settings: its work folder refuses it
+    args.contrastive_config = None
+    assert "contrastive_config" not in ev.settings_of(args)  # earlier work folders still resume
+    with pytest.raises(SystemExit, match="no such file"):
+        ev.main(["--work", str(tmp_path / "w"), "--contrastive-config", str(tmp_path / "missing.cfg"), "--dry-run"])
+
+
 # --- end to end -------------------------------------------------------------------------------------
 
 TINY_DATA = {
