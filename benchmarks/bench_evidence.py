@@ -640,7 +640,7 @@ def parse_passthrough(extra: Sequence[str]) -> List[str]:
 def settings_of(args) -> dict:
     """What makes results comparable: a work directory's runs must all share these."""
     encoder = args.encoder if args.encoder == "default" else Path(args.encoder).name
-    return {
+    settings = {
         "encoder": encoder,
         "max_texts": args.max_texts,
         "data_seed": args.data_seed,
@@ -654,18 +654,11 @@ def settings_of(args) -> dict:
             # recorded only when not the default, so that earlier work folders still resume
             **({"engine": args.setfit_engine} if args.setfit_engine != "sentence-transformers" else {}),
         },
-        # recorded only when given, with its text's hash: an edited file is other settings
-        **(
-            {
-                "contrastive_config": {
-                    "name": Path(args.contrastive_config).name,
-                    "sha256": hashlib.sha256(Path(args.contrastive_config).read_bytes()).hexdigest(),
-                }
-            }
-            if args.contrastive_config
-            else {}
-        ),
     }
+    if args.contrastive_config:  # recorded only when given, with a hash: an edited file is other settings
+        path = Path(args.contrastive_config)
+        settings["contrastive_config"] = {"name": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return settings
 
 
 def check_settings(work: Path, settings: dict, *, write: bool = True) -> None:
