@@ -15,6 +15,9 @@ On a training corpus of fewer than `alone_below` texts (and the same `when`) the
 alone for the whole run: the encoder stays as phases 1-2 left it, as SetFit puts a head on its
 contrastively tuned body. On 40 sst5 texts fine-tuning the encoder through the head lost what
 phase 2 had gained (benchmarks/RESULTS.md, "Phase 3 on tiny data").
+With `probe_epochs`, the head is first fitted on the frozen encoder's sentence vectors of the
+training texts (encoded once; `linear_probe`), at the first step of a run the window applies
+to, so fine-tuning starts from a trained head rather than a random one.
 The encoder's learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
 The head-only state lives in `architectures.HEAD_ONLY` for the process, not in the saved
 model.
@@ -27,6 +30,7 @@ from spacy import registry
 
 from .architectures import HEAD_ONLY
 from .errors import SettingError
+from .linear_probe import check_probe_settings, probe
 
 WHEN = ("adapted", "always", "never")
 
@@ -40,13 +44,17 @@ def configure_head_first(
     max_texts: int = 0,
     corpus: Optional[Callable[[Any], Iterable[Any]]] = None,
     alone_below: int = 0,
+    probe_epochs: int = 0,
+    probe_learn_rate: float = 0.001,
 ) -> Callable[[Any, Dict], None]:
     """steps, epochs: the head trains alone while step < steps and epoch < epochs (both
     0-based); when: "adapted" (only if phases 1-2 changed the encoder), "always" or "never";
     min_texts, max_texts: only when the training corpus (`corpus`, usually ${corpora.train},
     counted once at the first step) has at least min_texts and, unless max_texts is 0, at
     most max_texts texts; alone_below: on a corpus of fewer texts, the head trains alone for
-    the whole run (0: never)."""
+    the whole run (0: never); probe_epochs: at the first step, where the encoder test and the
+    corpus sizes above apply (the `steps` window need not), first fit the head for this many
+    epochs on the frozen encoder's vectors of `corpus` at probe_learn_rate (0: no probe)."""
     if when not in WHEN:
         raise SettingError(f"spacy_threephase.head_first.v1: when must be one of {', '.join(WHEN)}, not {when!r}")
     counts = (steps, min_texts, max_texts, alone_below)
@@ -54,9 +62,10 @@ def configure_head_first(
         raise SettingError(
             "spacy_threephase.head_first.v1: steps, epochs, min_texts, max_texts and alone_below must be >= 0"
         )
-    if (min_texts or max_texts or alone_below) and corpus is None:
+    check_probe_settings(probe_epochs, probe_learn_rate)
+    if (min_texts or max_texts or alone_below or probe_epochs) and corpus is None:
         raise SettingError(
-            "spacy_threephase.head_first.v1: min_texts, max_texts and alone_below need corpus "
+            "spacy_threephase.head_first.v1: min_texts, max_texts, alone_below and probe_epochs need corpus "
             "(e.g. corpus = ${corpora.train})"
         )
     if max_texts and max_texts < min_texts:
@@ -76,6 +85,8 @@ def configure_head_first(
             adapted_by = model.attrs.get("encoder_adapted_by") or []
             wanted = when == "always" or (when == "adapted" and bool(adapted_by))
             why = f"the encoder was changed by {', '.join(adapted_by)}" if adapted_by else 'when = "always"'
+            if wanted and step == 0 and probe_epochs and (whole_run or size_fits):
+                probe(nlp, name, model, list(corpus(nlp)), epochs=probe_epochs, learn_rate=probe_learn_rate)
             if wanted and (whole_run or (size_fits and step < steps and epoch < epochs)):
                 if step == 0:
                     how_long = (

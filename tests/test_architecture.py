@@ -242,6 +242,38 @@ def test_head_first_holds_an_adapted_encoder_for_its_steps(tiny_encoder_dir, tmp
     assert "the encoder was changed by contrastive" in capsys.readouterr().err
 
 
+def test_head_first_probe_fits_the_head_on_frozen_vectors(tiny_encoder_dir, tmp_path, capsys):
+    """probe_epochs: before the first update the head is fitted on the frozen encoder's
+    vectors (its loss falls, the encoder stays as it is, the head then scores the training
+    texts better than the untrained head); a base encoder (when = "adapted") gets no probe."""
+    from spacy_threephase.head_first import configure_head_first
+
+    encoder = adapted_copy(tiny_encoder_dir, tmp_path, ["contrastive"])
+    nlp, examples = make_nlp(encoder, encoder=str(encoder))
+    textcat = nlp.get_pipe("textcat")
+    start = _trf_weights(nlp)
+
+    def loss():
+        docs = list(nlp.get_pipe("transformer").pipe([eg.predicted.copy() for eg in examples]))
+        return textcat.get_loss(examples, textcat.model.predict(docs))[0]
+
+    before = loss()
+    callback = configure_head_first(steps=0, probe_epochs=30, probe_learn_rate=0.01, corpus=lambda nlp: examples)
+    callback(nlp, {"step": 0, "epoch": 0})
+    err = capsys.readouterr().err
+    assert f"fitted the head on the frozen encoder's vectors of {len(examples)} texts for 30 epochs" in err
+    first, last = (float(x) for x in err.split("(loss ")[1].split(",")[0].split(" -> "))
+    assert last < first
+    assert not changed(start, _trf_weights(nlp))
+    assert loss() < before / 2
+    callback(nlp, {"step": 1, "epoch": 0})  # only at the first step
+    assert "fitted the head" not in capsys.readouterr().err
+
+    base, base_examples = make_nlp(tiny_encoder_dir, encoder=str(tiny_encoder_dir))
+    configure_head_first(probe_epochs=3, corpus=lambda nlp: base_examples)(base, {"step": 0, "epoch": 0})
+    assert "fitted the head" not in capsys.readouterr().err
+
+
 def test_head_first_leaves_a_base_encoder_alone(tiny_encoder_dir):
     """Plain fine-tuning: the base encoder (no threephase.json) learns from the start."""
     from spacy_threephase.head_first import configure_head_first
@@ -282,8 +314,14 @@ def test_head_first_rejects_bad_settings():
     with pytest.raises(ValueError, match=">= 0"):
         configure_head_first(alone_below=-1)
     for limit in ("min_texts", "max_texts", "alone_below"):
-        with pytest.raises(ValueError, match="min_texts, max_texts and alone_below need corpus"):
+        with pytest.raises(ValueError, match="min_texts, max_texts, alone_below and probe_epochs need corpus"):
             configure_head_first(**{limit: 10})
+    with pytest.raises(ValueError, match="probe_epochs need corpus"):
+        configure_head_first(probe_epochs=3)
+    with pytest.raises(ValueError, match="probe_epochs must be an integer >= 0"):
+        configure_head_first(probe_epochs=-1, corpus=lambda nlp: [])
+    with pytest.raises(ValueError, match="probe_learn_rate must be > 0"):
+        configure_head_first(probe_epochs=3, probe_learn_rate=0, corpus=lambda nlp: [])
     with pytest.raises(ValueError, match=r"max_texts \(5\) is below min_texts \(10\)"):
         configure_head_first(min_texts=10, max_texts=5, corpus=lambda nlp: [])
 
