@@ -16,8 +16,8 @@ alone for the whole run: the encoder stays as phases 1-2 left it, as SetFit puts
 contrastively tuned body. On 40 sst5 texts fine-tuning the encoder through the head lost what
 phase 2 had gained (benchmarks/RESULTS.md, "Phase 3 on tiny data").
 With `probe_epochs`, the head is first fitted on the frozen encoder's sentence vectors of the
-training texts (encoded once; `linear_probe`), at the first step of a run the window applies
-to, so fine-tuning starts from a trained head rather than a random one.
+training texts (encoded once; `linear_probe`) at the first step, where the encoder test and the
+corpus sizes apply, so fine-tuning starts from a trained head rather than a random one.
 The encoder's learning-rate warm-up starts with its first update (spacy_threephase.AdamW.v1).
 The head-only state lives in `architectures.HEAD_ONLY` for the process, not in the saved
 model.

@@ -26,6 +26,8 @@ from .errors import SettingError
 def upstream_transformer(nlp, model: Model):
     """The pipeline component whose output the head's listener (its first layer) receives."""
     listener = model.layers[0]
+    if listener.name.startswith("stop_gradient("):  # freeze_encoder wraps the listener
+        listener = listener.layers[0]
     for _, pipe in nlp.pipeline:
         if listener in getattr(pipe, "listeners", ()):
             return pipe

@@ -269,6 +269,10 @@ def test_head_first_probe_fits_the_head_on_frozen_vectors(tiny_encoder_dir, tmp_
     callback(nlp, {"step": 1, "epoch": 0})  # only at the first step
     assert "fitted the head" not in capsys.readouterr().err
 
+    frozen, frozen_examples = make_nlp(encoder, encoder=str(encoder), freeze=True)  # a wrapped listener
+    configure_head_first(probe_epochs=1, corpus=lambda nlp: frozen_examples)(frozen, {"step": 0, "epoch": 0})
+    assert "fitted the head" in capsys.readouterr().err
+
     base, base_examples = make_nlp(tiny_encoder_dir, encoder=str(tiny_encoder_dir))
     configure_head_first(probe_epochs=3, corpus=lambda nlp: base_examples)(base, {"step": 0, "epoch": 0})
     assert "fitted the head" not in capsys.readouterr().err
