@@ -12,7 +12,7 @@ step (`probe_epochs`); the loop then fine-tunes encoder and head from the fitted
 
 import sys
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, List
 
 import numpy
 from spacy.training import Example
@@ -82,12 +82,10 @@ def fit_head(
     return losses
 
 
-def probe(
-    nlp, name: str, model: Model, examples: List[Example], *, epochs: int, learn_rate: float, seed: int = 0
-) -> Tuple[int, Optional[float], Optional[float]]:
-    """Fit `name`'s head on frozen vectors of `examples`: (texts, first epoch's loss, last's)."""
-    if not examples:
-        return 0, None, None
+def probe(nlp, name: str, model: Model, examples: List[Example], *, epochs: int, learn_rate: float, seed: int = 0):
+    """Fit `name`'s head on frozen vectors of `examples` and say so in one line."""
+    if not examples or not epochs:
+        return
     pipe = nlp.get_pipe(name)
     started = time.perf_counter()
     vectors = frozen_vectors(nlp, model, examples)
@@ -108,7 +106,6 @@ def probe(
         file=sys.stderr,
         flush=True,
     )
-    return len(examples), losses[0], losses[-1]
 
 
 def check_probe_settings(epochs: Any, learn_rate: Any) -> None:
