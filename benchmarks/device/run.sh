@@ -49,18 +49,18 @@ JOBS=${JOBS:-6}
 if [ -n "${MPS:-}" ] && command -v nvidia-cuda-mps-control >/dev/null; then
   nvidia-cuda-mps-control -d && echo "CUDA MPS started"  # lets the workers' kernels run side by side
 fi
-# the queue, most wanted first: NAME|ARGS. First the one cell of issue #13 no CPU session can
-# run (SetFit at 64 clinc150 texts per class: 24,000 steps a seed; sentence-transformers,
-# scikit-learn and SciPy are not in the packed site, so its torch engine), then the full-size
-# runs, then the 2,000-text tables.
+# the queue, most wanted first: NAME|ARGS. The full-size runs, the 2,000-text tables, then
+# SetFit at 64 clinc150 texts per class (24,000 steps a seed; its three CPU seeds finished
+# across sessions on 2026-12-07, so it runs last, to repeat them; sentence-transformers,
+# scikit-learn and SciPy are not in the packed site, so its torch engine).
 QUEUE=()
-for s in 0 1 2; do
-  QUEUE+=("fs64_clinc150_setfit_s$s|--tables fewshot --datasets clinc150 --shots 64 --methods setfit --seeds $s --setfit-engine torch")
-done
 for d in clinc150 sst5 clinc150_imb snips; do
   for m in ft cl_ft threephase; do QUEUE+=("full_${d}_$m|--tables full --datasets $d --methods $m"); done
 done
 for d in clinc150_imb sst5 snips_imb sst2; do QUEUE+=("2k_$d|--tables 2k --datasets $d"); done
+for s in 0 1 2; do
+  QUEUE+=("fs64_clinc150_setfit_s$s|--tables fewshot --datasets clinc150 --shots 64 --methods setfit --seeds $s --setfit-engine torch")
+done
 launch() {  # launch NAME ARGS...: one bench_evidence worker with its own work dir
   local name=$1; shift
   $PY benchmarks/bench_evidence.py --gpu-id $GPU $EXTRA --data-root /tmp/data --commit $COMMIT \
