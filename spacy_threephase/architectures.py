@@ -12,7 +12,7 @@ from thinc.layers.chain import forward as chain_forward
 from thinc.types import Floats2d
 
 from . import empty_docs
-from .encoder import META_FILE, _load_error, adapted_by, check_pooling, read_pooling, resolve_encoder
+from .encoder import META_FILE, _load_error, adapted_by, check_pooling, loadable_encoder, read_pooling, resolve_encoder
 from .errors import SettingError, UserError
 from .layers import sentence_pooling
 
@@ -208,7 +208,7 @@ def build_transformer_model(
     def init(model: Model, X=None, Y=None):
         if model.attrs["has_transformer"]:
             return hf_init(model, X=X, Y=Y)
-        model.attrs["name"] = resolve_encoder(model.attrs["name"])
+        model.attrs["name"] = loadable_encoder(model.attrs["name"])
         try:
             return hf_init(model, X=X, Y=Y)
         except OSError as err:  # hub name not reachable / not cached, broken model directory

@@ -11,6 +11,7 @@ encoder (`model_max_length` in the tokenizer config, pooling in the sentence-tra
 
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,80 @@ def _offline() -> bool:
     return any(
         os.environ.get(v, "") not in ("", "0", "false", "False") for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     )
+
+
+_PROXY_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def _hub_unreachable(timeout: float = 3.0) -> Optional[str]:
+    """Why the Hugging Face hub's host cannot be reached, or None if it accepts a connection.
+
+    Without this check, transformers retries every file of a model five times with backoff
+    (about 25 s a file) before it falls back to the cache or fails. Behind a proxy the direct
+    connection says nothing, so the check is skipped (None)."""
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return None
+    import socket
+    import threading
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    outcome: List[Optional[str]] = [f"{host}: no answer within {timeout:g} s"]
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome[0] = None
+        except OSError as err:
+            outcome[0] = f"{host}: {getattr(err, 'strerror', None) or err}"
+
+    worker = threading.Thread(target=connect, daemon=True)  # name resolution has no timeout of its own
+    worker.start()
+    worker.join(timeout + 0.5)
+    return outcome[0]
+
+
+def _cached_snapshot(name: str) -> Optional[str]:
+    """The Hugging Face cache's snapshot directory of a hub name, if it has one."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or not a valid repo id: the caller says so
+        return None
+
+
+def loadable_encoder(name: Union[str, Path], *, say=None) -> str:
+    """`resolve_encoder`'s answer, checked before transformers loads it: a hub name that cannot
+    be downloaded (offline mode, or the hub cannot be reached) becomes its cached copy, or a
+    one-line error at once instead of minutes of retries. `say` reports a cached copy used."""
+    source = resolve_encoder(name)
+    if Path(source).exists():
+        return source
+    if _offline():
+        why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
+    else:
+        unreachable = _hub_unreachable()
+        if unreachable is None:  # online: transformers downloads it or uses its cache
+            return source
+        why = f"the Hugging Face hub cannot be reached ({unreachable})"
+    cached = _cached_snapshot(source)
+    if cached is None:
+        raise UserError(
+            f"{name}: cannot load encoder: {why} and it is not in the Hugging Face cache; point the "
+            "encoder setting at a local directory (`huggingface-cli download NAME --local-dir DIR` "
+            "on a machine with internet)"
+        )
+    if not _offline():
+        (say or _stderr)(f"{name}: {why}; using the cached copy {cached}")
+    return cached
+
+
+def _stderr(line: str) -> None:
+    print(f"[encoder] {line}", file=sys.stderr, flush=True)
 
 
 def _load_error(name: str, err: Exception) -> UserError:
@@ -165,7 +240,7 @@ def load_encoder(
     """Load tokenizer + transformer (AutoModel) with a clear one-line error when that fails."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    source = resolve_encoder(name)
+    source = loadable_encoder(name)
     try:
         config = AutoConfig.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True)
