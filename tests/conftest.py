@@ -1,7 +1,11 @@
 """Shared fixtures: a tiny BERT encoder built locally in seconds (no downloads)."""
 
 import os
+import shutil
+import subprocess
+import venv
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -184,3 +188,48 @@ def phase_calls(monkeypatch):
     wrap("contrastive", cl_module, "train_contrastive")
     wrap("joint", joint_module, "train_joint")
     return calls
+
+
+def copy_repo(dest: Path) -> Path:
+    """The files git would commit (tracked, and new ones not ignored): no .venv, no outputs."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        outputs = ("corpus", "training", "metrics", "packages")
+        ignore = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", *outputs)
+        return Path(shutil.copytree(REPO_ROOT, dest, ignore=ignore))
+    for name in filter(None, listed):
+        src = REPO_ROOT / name
+        if src.is_file():  # listed but deleted in the working tree: skip
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def installed_venv(tmp_path_factory) -> SimpleNamespace:
+    """A fresh virtual environment with this package installed as a user installs it, without
+    extras: torch first (any other torch requirement would fetch a multi-GB CUDA build), then
+    `pip install . -c constraints.txt` from a copy of the files git would commit. Shared by the
+    slow tests that need an installed package (one install instead of one each).
+
+    py: its python; env: the environment to run it in (offline, one thread, no user site);
+    pip: the pip install command line; src: the copy it was installed from; dir: the venv."""
+    root = tmp_path_factory.mktemp("installed")
+    src = copy_repo(root / "src")
+    env_dir = root / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / "bin" / "python")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
+    env["PATH"] = str(env_dir / "bin") + os.pathsep + env.get("PATH", "")
+    env.pop("PYTHONPATH", None)
+    pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run(pip + ["torch==2.13.0"], check=True, env=env, timeout=1200)
+    subprocess.run(pip + [str(src), "-c", str(src / "constraints.txt")], check=True, env=env, timeout=1200)
+    return SimpleNamespace(py=py, env=env, pip=pip, src=src, dir=env_dir)

@@ -8,41 +8,16 @@ package, not the repository's configs/.
 """
 
 import json
-import os
-import shutil
 import subprocess
-import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, TINY_LABELLED, build_tiny_encoder, quick_phase_args
+from conftest import TINY_LABELLED, build_tiny_encoder, quick_phase_args
 
 pytestmark = pytest.mark.slow
 
 ROWS = TINY_LABELLED[:9]
 SMALL = quick_phase_args(4)
-
-
-def copy_repo(dest: Path) -> Path:
-    """The files git would commit (tracked, and new ones not ignored): no .venv, no outputs."""
-    try:
-        listed = subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard", "-z"],
-            cwd=REPO_ROOT,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.split("\0")
-    except (OSError, subprocess.CalledProcessError):
-        outputs = ("corpus", "training", "metrics", "packages")
-        ignore = shutil.ignore_patterns(".venv", ".git", "*.egg-info", "__pycache__", *outputs)
-        return Path(shutil.copytree(REPO_ROOT, dest, ignore=ignore))
-    for name in filter(None, listed):
-        src = REPO_ROOT / name
-        if src.is_file():  # listed but deleted in the working tree: skip
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def write_data(path: Path) -> Path:
@@ -53,19 +28,8 @@ def write_data(path: Path) -> Path:
     return path
 
 
-def test_phases_1_to_3_without_extras(tmp_path):
-    src = copy_repo(tmp_path / "src")
-    env_dir = tmp_path / "venv"
-    venv.create(env_dir, with_pip=True)
-    py = str(env_dir / "bin" / "python")
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
-    env["PATH"] = str(env_dir / "bin") + os.pathsep + env.get("PATH", "")
-    env.pop("PYTHONPATH", None)
-    pip = [py, "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    # torch first: any other torch requirement would fetch a multi-GB CUDA build
-    subprocess.run(pip + ["torch==2.13.0"], check=True, env=env, timeout=1200)
-    subprocess.run(pip + [str(src), "-c", str(src / "constraints.txt")], check=True, env=env, timeout=1200)
-
+def test_phases_1_to_3_without_extras(installed_venv, tmp_path):
+    py, env, env_dir = installed_venv.py, installed_venv.env, installed_venv.dir
     work = tmp_path / "work"
     work.mkdir()
 

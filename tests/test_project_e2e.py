@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -50,21 +49,17 @@ def test_all_workflow_reaches_90_percent(project_run):
         assert (project_run / "training" / phase / "config.json").exists()
 
 
-def test_packaged_wheel_loads_in_fresh_environment(project_run, tmp_path):
+def test_packaged_wheel_loads_in_fresh_environment(project_run, installed_venv, tmp_path):
     wheels = list((project_run / "packages").glob("*/dist/*.whl"))
     assert len(wheels) == 1
     meta = json.loads(next((project_run / "packages").glob("*/meta.json")).read_text())
     reqs = " ".join(meta["requirements"])
     assert "spacy-threephase" in reqs and "spacy-transformers" in reqs
-    env_dir = tmp_path / "fresh"
-    venv.create(env_dir, with_pip=True)
-    py = env_dir / "bin" / "python"
-    env = _env()
-    env["PATH"] = str(env_dir / "bin") + os.pathsep + os.environ.get("PATH", "")
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run(pip + ["torch==2.13.0"], check=True, env=env, timeout=900)
-    constraints = ["-c", str(REPO_ROOT / "constraints.txt")]  # the tested versions, as the README installs
-    subprocess.run(pip + constraints + [str(REPO_ROOT), str(wheels[0])], check=True, env=env, timeout=900)
+    # a fresh venv with torch and spacy-threephase installed as a user does (README); the
+    # wheel's own requirements are resolved against it
+    py, env = installed_venv.py, installed_venv.env
+    constraints = ["-c", str(installed_venv.src / "constraints.txt")]  # the tested versions
+    subprocess.run(installed_venv.pip + constraints + [str(wheels[0])], check=True, env=env, timeout=900)
     name = wheels[0].name.split("-")[0]
     code = (
         "import spacy, json; nlp = spacy.load(%r); "
