@@ -119,7 +119,8 @@ def loadable_encoder(name: Union[str, Path]) -> str:
     source = resolve_encoder(name)
     if Path(source).exists():
         return source
-    if _offline():
+    offline = _offline()
+    if offline:
         why = "offline mode is on (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)"
     else:
         unreachable = _hub_unreachable()
@@ -135,7 +136,7 @@ def loadable_encoder(name: Union[str, Path]) -> str:
             "--local-dir DIR` on a machine with internet)"
         )
         raise UserError(f"{name}: cannot load encoder: {why} and it is not in the Hugging Face cache; {fix}")
-    if not _offline():
+    if not offline:  # asked for: nothing to report
         _stderr(f"{name}: {why}; using the cached copy {cached}")
     return cached
 
