@@ -181,6 +181,8 @@ def _summary(phase: Phase, enc: LoadedEncoder, enc_cfg: EncoderSection, trainer:
         "kept_input": trainer.kept_input,
         # with min_gain_z: the best checkpoint's paired z against the input, and whether it was kept
         "significance": trainer.significance,
+        # with prefer_final_z: the best step, the final step, and the best's paired z over the final
+        "preferred_final": trainer.preferred_final,
     }
     return {
         "phase": phase.name,

@@ -73,6 +73,12 @@ class TrainingSection(Section):
     # be at least this (1.645 = one-sided 5%). 0 = any gain counts. Needs dev labels; phase 1's
     # held-out reconstruction loss has no per-text scores, and any gain counts there.
     min_gain_z: float = Field(0.0, ge=0)
+    # When the run reaches the end of its schedule (the learning rate decayed to 0) and an
+    # earlier checkpoint scored best on dev, the final weights are written instead unless the
+    # best beats them by a paired z of at least this (they must still score above the input).
+    # An earlier checkpoint was taken at a high learning rate; the final one is annealed.
+    # 0 = off: the best checkpoint is written.
+    prefer_final_z: float = Field(0.0, ge=0)
     evals_per_epoch: int = Field(2, ge=1)
     eval_steps: int = Field(0, ge=0)
     eval_batch_size: int = Field(64, ge=1)

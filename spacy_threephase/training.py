@@ -138,6 +138,8 @@ class Trainer:
         self._input_items = None
         self._best_items = None
         self.significance: Optional[Dict[str, Any]] = None
+        self._last_items = None  # the latest evaluation's per-text dev scores (prefer_final_z)
+        self.preferred_final: Optional[Dict[str, Any]] = None
         self.eval_seconds = 0.0  # wall time spent on selection evaluations (this process, this run)
 
     @property
@@ -254,6 +256,7 @@ class Trainer:
                 if done:
                     break
             bar.close()
+        self._prefer_final(total)
         self._check_significance()
         if self._best_state is not None and s.select_best:
             self.selected.load_state_dict(self._best_state)
@@ -261,6 +264,36 @@ class Trainer:
                 self.say("no evaluation beat the encoder this phase started from: writing it unchanged")
         self.wrapped.eval()
         return self.history
+
+    def _prefer_final(self, total: int) -> None:
+        """With prefer_final_z > 0: when the run ended its schedule (the learning rate decayed to
+        0) and an earlier checkpoint scored best, write the final weights unless the best beats
+        them by a paired z of at least prefer_final_z on the per-text dev scores. The final
+        weights must still score above the input."""
+        s = self.settings
+        if not (s.select_best and s.prefer_final_z > 0 and self.best is not None and self.best.step > 0):
+            return
+        final = self.evaluations[-1] if self.evaluations else None
+        if final is None or final.step != self.step or self.step < total or final.step == self.best.step:
+            return  # stopped early (patience or max_steps), or the best is the final weights already
+        if self._best_items is None or self._last_items is None:
+            return  # an evaluator without per-text scores (phase 1's held-out loss)
+        start = next((e for e in self.evaluations if e.step == 0), None)
+        if start is not None and final.score <= start.score:
+            return
+        z = paired_z(self._last_items, self._best_items)
+        self.preferred_final = {"best_step": self.best.step, "final_step": final.step, "z": round(z, 3)}
+        if z >= s.prefer_final_z:
+            self.say(
+                f"step {self.best.step} is ahead of the final weights beyond noise (z {z:.2f} >= "
+                f"prefer_final_z {s.prefer_final_z:g}): writing step {self.best.step}"
+            )
+            return
+        self.say(
+            f"step {self.best.step} is ahead of the final weights (step {final.step}) within noise (z {z:.2f} < "
+            f"prefer_final_z {s.prefer_final_z:g}): writing the final weights"
+        )
+        self.best, self._best_items, self._best_state = final, self._last_items, cpu_copy(self.selected)
 
     def _check_significance(self) -> None:
         """With min_gain_z > 0: the best checkpoint must beat the input by a paired z of at least
@@ -326,6 +359,7 @@ class Trainer:
             score, metrics, *per_text = evaluate()  # per_text: [scores of each dev text], if given
         self.eval_seconds += time.time() - started
         items = per_text[0] if per_text else None
+        self._last_items = items
         result = Evaluation(step, round(step / per_rank, 4), float(score), dict(metrics or {}))
         self.evaluations.append(result)
         better = self.best is None or result.score > self.best.score
