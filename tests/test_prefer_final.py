@@ -89,3 +89,12 @@ def test_the_choice_survives_an_interruption(tmp_path):
     assert resumed.resumed_from == 2
     assert torch.equal(again, written) and torch.equal(again, seen[-1])
     assert resumed.preferred_final == whole.preferred_final
+
+
+def test_the_shipped_configs_prefer_the_final_weights_in_phase_2_only():
+    from test_significance import CONFIGS
+
+    from spacy_threephase.config import load_config
+
+    z = {name: load_config(path)["training"].get("prefer_final_z", 0) for name, path in CONFIGS.items()}
+    assert z == {"dae": 0, "contrastive": 1.645, "joint": 0}
