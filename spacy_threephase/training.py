@@ -13,7 +13,9 @@ On top of that:
   then every `eval_steps` steps (or `evals_per_epoch` times an epoch) and at every epoch end;
   the best candidate's weights are restored at the end, which may be the input, unchanged;
   with `min_gain_z` > 0 and an evaluator that scores each dev text, the best checkpoint
-  replaces the input only when its per-text gain over it is significant (`paired_z`);
+  replaces the input only when its per-text gain over it is significant (`paired_z`); with
+  `prefer_final_z` > 0, a run that reached the end of its schedule writes its final (annealed)
+  weights instead of an earlier best that is ahead of them only within noise;
 - resume: every `checkpoint_every` steps accelerate's state (with the phase's own state
   holders) plus our progress (epoch, position, selection, history) go to `<output>.checkpoint/`;
   the same command started again continues and ends with the weights of an uninterrupted run;
@@ -275,7 +277,7 @@ class Trainer:
             return
         final = self.evaluations[-1] if self.evaluations else None
         if final is None or final.step != self.step or self.step < total or final.step == self.best.step:
-            return  # stopped early (patience or max_steps), or the best is the final weights already
+            return  # stopped by patience before the schedule's end, or the best is the final weights
         if self._best_items is None or self._last_items is None:
             return  # an evaluator without per-text scores (phase 1's held-out loss)
         start = next((e for e in self.evaluations if e.step == 0), None)

@@ -14,8 +14,8 @@ NEAR = hits(N, set(range(8, 50)) | set(range(50, 59)))
 
 
 def fit(tmp_path, evaluations, prefer_final_z, steps=None, **extra):
-    """Train the toy for len(evaluations) - 1 steps, scoring after each; returns the trainer, the
-    weights written and the weights at every evaluation (the first: the input)."""
+    """Train the toy for `steps` (default len(evaluations) - 1) steps, scoring after each; returns
+    the trainer, the weights written and the weights at every evaluation (the first: the input)."""
     settings = TrainingSection(
         epochs=1, batch_size=1, learning_rate=0.1, warmup_ratio=0, progress=False, eval_steps=1, patience=0
     )
