@@ -292,8 +292,8 @@ class Trainer:
             )
             return
         self.say(
-            f"step {self.best.step} is ahead of the final weights (step {final.step}) within noise (z {z:.2f} < "
-            f"prefer_final_z {s.prefer_final_z:g}): writing the final weights"
+            f"step {self.best.step} scored best, the final weights (step {final.step}) within noise of it "
+            f"(z {z:.2f} < prefer_final_z {s.prefer_final_z:g}): writing the final weights"
         )
         self.best, self._best_items, self._best_state = final, self._last_items, cpu_copy(self.selected)
 
